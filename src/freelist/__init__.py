@@ -1,0 +1,41 @@
+"""freelist: bbolt's page allocator in Python.
+
+Two interchangeable freelists behind one protocol:
+
+* :class:`ArrayFreelist`: bbolt's legacy sorted array, first-fit scan;
+* :class:`HashmapFreelist`: free runs in hash maps, O(1) allocation and merge;
+
+and :class:`PageFile`, an mmap-backed page file in bbolt's on-disk layout that
+allocates through either of them.
+"""
+
+from __future__ import annotations
+
+from .array import ArrayFreelist
+from .errors import (
+    DoubleFreeError,
+    FreelistError,
+    InvalidArgumentError,
+    InvalidPageIdsError,
+    InvalidTypeError,
+    MetaPageError,
+)
+from .hashmap import POLICIES, HashmapFreelist, Policy
+from .protocol import Freelist
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "POLICIES",
+    "ArrayFreelist",
+    "DoubleFreeError",
+    "Freelist",
+    "FreelistError",
+    "HashmapFreelist",
+    "InvalidArgumentError",
+    "InvalidPageIdsError",
+    "InvalidTypeError",
+    "MetaPageError",
+    "Policy",
+    "__version__",
+]

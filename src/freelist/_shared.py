@@ -1,0 +1,688 @@
+"""Transaction bookkeeping shared by both freelists.
+
+bbolt splits its freelist in two: the part that knows about transactions
+(pending frees per txid, which txid allocated each page, open readers,
+rollback, release) and the part that stores free pages.  This module is the
+first part, written once.  :class:`~freelist.ArrayFreelist` and
+:class:`~freelist.HashmapFreelist` subclass :class:`SharedFreelist` and
+implement only the storage hooks:
+
+``_init_storage(ids)``
+    replace the free set with a validated, sorted list of ids;
+``_take(n)``
+    remove a run of ``n`` free pages and return its first id (0: none);
+``_put(spans)``
+    add ``(start, n, _)`` runs, disjoint from the free set, to the free set;
+``_overlaps_free(start, n)``
+    whether any page of ``start .. start+n-1`` is free;
+``free_count``, ``free_page_ids()``, ``free_spans()``, ``_check_storage()``.
+
+Pending frees are kept per transaction as runs ``(start, n, alloc_txid)``, so
+the work of a free, a release or a rollback is proportional to the runs
+involved, not to the size of the freelist.  A set of pending page ids answers
+"is this page pending?" in O(1) for the double-free check.
+"""
+
+from __future__ import annotations
+
+import operator
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
+from itertools import islice
+
+from .errors import (
+    DoubleFreeError,
+    InvalidArgumentError,
+    InvalidPageIdsError,
+    InvalidTypeError,
+    MetaPageError,
+)
+
+__all__ = ["MAX_ID", "SharedFreelist"]
+
+#: Largest transaction id or page id (ids are unsigned 64-bit on disk).
+MAX_ID = (1 << 64) - 1
+
+# Above this many unapplied changes, the sorted id cache is dropped rather than
+# patched (patching costs one memmove of the cache per change).
+_LOG_CAP = 256
+
+
+def _as_int(value: object, name: str) -> int:
+    """Return ``value`` as an ``int`` or raise :class:`InvalidTypeError`.
+
+    Accepts ``int`` and objects with ``__index__`` (such as NumPy integers),
+    refuses ``bool``.
+    """
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise InvalidTypeError(f"{name} must be an int, not {type(value).__name__}")
+    return operator.index(value)  # type: ignore[arg-type]
+
+
+def _check_txid(value: object, name: str = "txid", low: int = 1) -> int:
+    txid = _as_int(value, name)
+    if not low <= txid <= MAX_ID:
+        raise InvalidArgumentError(f"{name} must be in [{low}, 2**64-1], got {txid}")
+    return txid
+
+
+def _check_run(start: object, n: object) -> tuple[int, int]:
+    """Validate a run of pages to free: ``2 <= start`` and ``1 <= n``, inside 64 bits."""
+    s = _as_int(start, "start")
+    k = _as_int(n, "n")
+    if k < 1:
+        raise InvalidArgumentError(f"n must be at least 1, got {k}")
+    if s < 0:
+        raise InvalidArgumentError(f"page id must not be negative, got {s}")
+    if s < 2:
+        raise MetaPageError(f"cannot free page {s}: pages 0 and 1 are the meta pages")
+    if s + k - 1 > MAX_ID:
+        raise InvalidArgumentError(f"pages {s}..{s + k - 1} pass the largest page id 2**64-1")
+    return s, k
+
+
+def validate_ids(ids: Iterable[int]) -> list[int]:
+    """Return ``ids`` as a new list after checking it is a valid free set.
+
+    The ids must be ints, strictly ascending (sorted, no duplicates), at least 2
+    and at most ``2**64-1``.
+
+    :raises InvalidTypeError: an id is not an int.
+    :raises InvalidPageIdsError: unsorted, duplicate, meta or too large ids.
+
+    Runtime complexity: O(F), F the number of ids.
+    """
+    lst = list(ids)
+    if not lst:
+        return lst
+    types = set(map(type, lst))
+    if types != {int}:
+        bad = next(x for x in lst if type(x) is not int)
+        if isinstance(bad, bool) or not hasattr(type(bad), "__index__"):
+            raise InvalidTypeError(f"page ids must be ints, got {type(bad).__name__}")
+        lst = [operator.index(x) for x in lst]
+    if not all(map(operator.lt, lst, islice(lst, 1, None))):
+        for i in range(1, len(lst)):
+            if lst[i - 1] >= lst[i]:
+                what = "duplicate" if lst[i - 1] == lst[i] else "unsorted"
+                raise InvalidPageIdsError(
+                    f"page ids must be sorted and unique: {what} id {lst[i]} at index {i}"
+                )
+    if lst[0] < 2:
+        raise InvalidPageIdsError(f"page id {lst[0]} is a meta page (0 and 1 are never free)")
+    if lst[-1] > MAX_ID:
+        raise InvalidPageIdsError(f"page id {lst[-1]} is larger than 2**64-1")
+    return lst
+
+
+def runs_of(ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Group sorted, unique ids into maximal ``(start, length)`` runs.
+
+    Runtime complexity: O(F).
+    """
+    out: list[tuple[int, int]] = []
+    start = prev = -2
+    for x in ids:
+        if x != prev + 1:
+            if prev >= 0:
+                out.append((start, prev - start + 1))
+            start = x
+        prev = x
+    if prev >= 0:
+        out.append((start, prev - start + 1))
+    return out
+
+
+class _TxPending:
+    """The pages one transaction freed, as ``(start, n, alloc_txid)`` runs."""
+
+    __slots__ = ("last_release_begin", "spans")
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int, int]] = []
+        # bbolt's lastReleaseBegin: skip re-scanning this transaction when
+        # release_range is called again with the same begin and nothing new.
+        self.last_release_begin = -1
+
+
+class SharedFreelist:
+    """Transaction bookkeeping common to every freelist (see module docs).
+
+    Not used directly: instantiate :class:`~freelist.ArrayFreelist` or
+    :class:`~freelist.HashmapFreelist`.
+    """
+
+    __slots__ = (
+        "_allocs",
+        "_ids_cache",
+        "_ids_log",
+        "_pending",
+        "_pending_pages",
+        "_readers",
+        "_undo",
+        "_writer",
+    )
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        #: txid -> runs that transaction freed and that are not released yet.
+        self._pending: dict[int, _TxPending] = {}
+        #: every pending page id, for O(1) double-free checks.
+        self._pending_pages: set[int] = set()
+        #: first page of an allocated run -> txid that allocated it (bbolt's allocs).
+        self._allocs: dict[int, int] = {}
+        #: the txid of the latest allocate() and the runs it allocated, so that
+        #: rollback() can give them back (bbolt re-reads the freelist instead).
+        self._writer = 0
+        self._undo: list[tuple[int, int]] = []
+        #: open read transactions: txid -> how many.
+        self._readers: dict[int, int] = {}
+        #: sorted free+pending ids as array('Q'), patched lazily from _ids_log.
+        self._ids_cache: array[int] | None = None
+        self._ids_log: list[tuple[int, int]] | None = None
+        self._init_storage(validate_ids(ids))
+
+    # ------------------------------------------------------------------
+    # Storage hooks (implemented by the subclasses).
+
+    def _init_storage(self, ids: list[int]) -> None:
+        raise NotImplementedError
+
+    def _take(self, n: int) -> int:
+        raise NotImplementedError
+
+    def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
+        raise NotImplementedError
+
+    def _overlaps_free(self, start: int, n: int) -> bool:
+        raise NotImplementedError
+
+    def _check_storage(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def free_count(self) -> int:
+        """Number of free pages.
+
+        Runtime complexity: O(1).
+        """
+        raise NotImplementedError
+
+    def free_page_ids(self) -> list[int]:
+        """The free page ids, sorted ascending, as a new list.
+
+        Runtime complexity: O(F) for the array, O(F + S log S) for the hashmap
+        (F free pages in S runs).
+        """
+        raise NotImplementedError
+
+    def free_spans(self) -> list[tuple[int, int]]:
+        """The free pages as sorted, maximal ``(start, length)`` runs.
+
+        Runtime complexity: O(F) for the array, O(S log S) for the hashmap.
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------
+    # Counts.
+
+    @property
+    def pending_count(self) -> int:
+        """Number of pending pages (freed, not yet released).
+
+        Runtime complexity: O(1).
+        """
+        return len(self._pending_pages)
+
+    @property
+    def count(self) -> int:
+        """Free plus pending pages: the number of ids a freelist page holds.
+
+        Runtime complexity: O(1).
+        """
+        return self.free_count + len(self._pending_pages)
+
+    @property
+    def readers(self) -> list[int]:
+        """The txids of the open readers, sorted, one entry per reader.
+
+        Runtime complexity: O(R log R), R distinct reader txids.
+        """
+        return [t for t in sorted(self._readers) for _ in range(self._readers[t])]
+
+    # ------------------------------------------------------------------
+    # Building.
+
+    def init(self, ids: Iterable[int]) -> None:
+        """Replace the free set with ``ids`` (bbolt ``Init``).
+
+        Pending pages, allocation records and readers are kept.  ``ids`` must be
+        strictly ascending ints in ``[2, 2**64)`` and must not name a pending
+        page.
+
+        :raises InvalidTypeError: an id is not an int.
+        :raises InvalidPageIdsError: unsorted, duplicate, meta or pending ids.
+
+        Runtime complexity: O(F) for the array; O(F) for the hashmap (it groups
+        the ids into runs).
+        """
+        lst = validate_ids(ids)
+        if self._pending_pages and not self._pending_pages.isdisjoint(lst):
+            clash = min(self._pending_pages.intersection(lst))
+            raise InvalidPageIdsError(f"page {clash} is pending; it cannot also be free")
+        self._init_storage(lst)
+        self._drop_cache()
+
+    def reload(self, ids: Iterable[int]) -> None:
+        """Rebuild the free set from ``ids``, leaving out pending pages.
+
+        This is bbolt's ``Reload``/``NoSyncReload``: after re-reading a freelist
+        page (which lists free *and* pending ids) or rebuilding the free pages
+        from a page walk, pages that are still pending must not become free.
+
+        :raises InvalidTypeError: an id is not an int.
+        :raises InvalidPageIdsError: unsorted, duplicate or meta ids.
+
+        Runtime complexity: O(F).
+        """
+        lst = validate_ids(ids)
+        pp = self._pending_pages
+        if pp:
+            lst = [x for x in lst if x not in pp]
+        self._init_storage(lst)
+        self._drop_cache()
+
+    # ------------------------------------------------------------------
+    # Allocation and freeing.
+
+    def allocate(self, txid: int, n: int) -> int:
+        """Allocate ``n`` contiguous free pages for transaction ``txid``.
+
+        Returns the first page id of the run, or 0 when the freelist holds no run
+        of ``n`` free pages (the caller then grows the file at its high-water
+        mark, as bbolt does).  The run leaves the free set and is recorded as
+        allocated by ``txid``.
+
+        :raises InvalidTypeError: ``txid`` or ``n`` is not an int.
+        :raises InvalidArgumentError: ``txid < 1`` or ``n < 1`` (or above 2**64-1).
+
+        Runtime complexity: see the subclass (array: O(F) scan; hashmap: O(1)
+        expected for an exact fit, O(log D) otherwise).
+        """
+        if type(txid) is not int or type(n) is not int or not (0 < txid <= MAX_ID and 0 < n):
+            txid = _check_txid(txid)
+            n = _as_int(n, "n")
+            if n < 1:
+                raise InvalidArgumentError(f"n must be at least 1, got {n}")
+        start = self._take(n)
+        if start:
+            self._allocs[start] = txid
+            if txid != self._writer:
+                self._writer = txid
+                self._undo = [(start, n)]
+            else:
+                self._undo.append((start, n))
+            log = self._ids_log
+            if log is not None:
+                log.append((start, -n))
+                if len(log) > _LOG_CAP:
+                    self._drop_cache()
+        return start
+
+    def free(self, txid: int, start: int, n: int = 1) -> None:
+        """Free pages ``start .. start+n-1`` in transaction ``txid``.
+
+        The pages become *pending*: they are not handed out again until a
+        release (:meth:`release` or :meth:`release_pending`) makes them free.
+        The allocating txid recorded for ``start`` is kept with them, so that
+        :meth:`release_range` can free them early when no reader can see them.
+
+        :raises InvalidTypeError: an argument is not an int.
+        :raises InvalidArgumentError: ``txid < 1``, ``n < 1`` or ids past 2**64-1.
+        :raises MetaPageError: ``start`` is 0 or 1.
+        :raises DoubleFreeError: a page of the run is already free or pending.
+
+        Runtime complexity: O(n) set insertions plus the free-set check (array:
+        O(log F); hashmap: O(1) expected, O(log L) with L runs longer than 4).
+        """
+        if (
+            type(txid) is not int
+            or type(start) is not int
+            or type(n) is not int
+            or not (0 < txid <= MAX_ID and 1 < start and 0 < n and start + n <= MAX_ID + 1)
+        ):
+            txid = _check_txid(txid)
+            start, n = _check_run(start, n)
+        pp = self._pending_pages
+        if n == 1:
+            if start in pp or self._overlaps_free(start, 1):
+                raise self._double_free(start, 1)
+        elif not pp.isdisjoint(range(start, start + n)) or self._overlaps_free(start, n):
+            raise self._double_free(start, n)
+        atx = self._allocs.pop(start, 0)
+        txp = self._pending.get(txid)
+        if txp is None:
+            txp = self._pending[txid] = _TxPending()
+        txp.spans.append((start, n, atx))
+        txp.last_release_begin = -1
+        if n == 1:
+            pp.add(start)
+        else:
+            pp.update(range(start, start + n))
+        log = self._ids_log
+        if log is not None:
+            log.append((start, n))
+            if len(log) > _LOG_CAP:
+                self._drop_cache()
+
+    def _double_free(self, start: int, n: int) -> DoubleFreeError:
+        for p in range(start, start + n):
+            if p in self._pending_pages:
+                return DoubleFreeError(f"page {p} is already pending (freed, not yet released)")
+            if self._overlaps_free(p, 1):
+                return DoubleFreeError(f"page {p} is already free")
+        return DoubleFreeError(f"pages {start}..{start + n - 1} overlap the free set")
+
+    # ------------------------------------------------------------------
+    # Release.
+
+    def release(self, txid: int) -> None:
+        """Make every page pending for a transaction ``<= txid`` free.
+
+        Released runs merge with adjacent free pages.
+
+        :raises InvalidTypeError: ``txid`` is not an int.
+        :raises InvalidArgumentError: ``txid`` is negative or above 2**64-1.
+
+        Runtime complexity: O(T + P) to collect (T pending transactions, P
+        released runs) plus the merge (array: O(F + m log m) for m pages;
+        hashmap: O(1) expected per run).
+        """
+        if type(txid) is not int or not 0 <= txid <= MAX_ID:
+            txid = _check_txid(txid, low=0)
+        self._release(txid)
+
+    def _release(self, txid: int) -> None:
+        pend = self._pending
+        if not pend:
+            return
+        done = [tid for tid in pend if tid <= txid]
+        if not done:
+            return
+        if len(done) == 1:
+            spans = pend.pop(done[0]).spans
+        else:
+            spans = []
+            for tid in done:
+                spans.extend(pend.pop(tid).spans)
+        self._release_spans(spans)
+
+    def _release_spans(self, spans: list[tuple[int, int, int]]) -> None:
+        pp = self._pending_pages
+        for s, n, _ in spans:
+            if n == 1:
+                pp.discard(s)
+            else:
+                pp.difference_update(range(s, s + n))
+        self._put(spans)
+
+    def release_range(self, begin: int, end: int) -> None:
+        """Free pending pages that were both allocated and freed in ``[begin, end]``.
+
+        A page allocated by transaction A and freed by transaction F is visible
+        only to readers of snapshots A .. F-1.  When no reader is open in that
+        window the page is safe to reuse even though older readers are still open.
+        Pages whose allocating txid is unknown (0) are never released here.
+
+        :raises InvalidTypeError: an argument is not an int.
+        :raises InvalidArgumentError: a txid is negative or above 2**64-1.
+
+        Runtime complexity: O(T + P) over pending transactions and their runs.
+        """
+        if type(begin) is not int or not 0 <= begin <= MAX_ID:
+            begin = _check_txid(begin, "begin", low=0)
+        if type(end) is not int or not 0 <= end <= MAX_ID:
+            end = _check_txid(end, "end", low=0)
+        self._release_range(begin, end)
+
+    def _release_range(self, begin: int, end: int) -> None:
+        if begin > end or not self._pending:
+            return
+        out: list[tuple[int, int, int]] = []
+        emptied: list[int] = []
+        for tid, txp in self._pending.items():
+            if tid < begin or tid > end or txp.last_release_begin == begin:
+                continue
+            keep = []
+            for sp in txp.spans:
+                if begin <= sp[2] <= end:
+                    out.append(sp)
+                else:
+                    keep.append(sp)
+            txp.spans = keep
+            txp.last_release_begin = begin
+            if not keep:
+                emptied.append(tid)
+        for tid in emptied:
+            del self._pending[tid]
+        if out:
+            self._release_spans(out)
+
+    # ------------------------------------------------------------------
+    # Readers.
+
+    def add_reader(self, txid: int) -> None:
+        """Register an open read transaction on snapshot ``txid``.
+
+        :raises InvalidTypeError: ``txid`` is not an int.
+        :raises InvalidArgumentError: ``txid`` is negative or above 2**64-1.
+
+        Runtime complexity: O(1).
+        """
+        txid = _check_txid(txid, low=0)
+        self._readers[txid] = self._readers.get(txid, 0) + 1
+
+    def remove_reader(self, txid: int) -> None:
+        """Forget one open read transaction on snapshot ``txid``.
+
+        :raises InvalidTypeError: ``txid`` is not an int.
+        :raises InvalidArgumentError: no reader of ``txid`` is open.
+
+        Runtime complexity: O(1).
+        """
+        txid = _check_txid(txid, low=0)
+        left = self._readers.get(txid, 0)
+        if not left:
+            raise InvalidArgumentError(f"no open reader has txid {txid}")
+        if left == 1:
+            del self._readers[txid]
+        else:
+            self._readers[txid] = left - 1
+
+    def release_pending(self) -> None:
+        """Release every pending page that no open reader can still see.
+
+        bbolt's ``ReleasePendingPages``: pages freed before the oldest reader are
+        released outright; between two consecutive readers (and after the
+        newest), pages allocated and freed inside the gap are released too.
+
+        Runtime complexity: O(R log R + R (T + P)) plus the merge, R distinct
+        reader txids.
+        """
+        readers = sorted(self._readers)
+        minid = readers[0] if readers else MAX_ID
+        if minid > 0:
+            self._release(minid - 1)
+        for tid in readers:
+            self._release_range(minid, tid - 1)
+            minid = tid + 1
+        self._release_range(minid, MAX_ID)
+
+    # ------------------------------------------------------------------
+    # Rollback.
+
+    def rollback(self, txid: int) -> None:
+        """Undo the frees and allocations of transaction ``txid``.
+
+        Pages ``txid`` freed are in use again (their allocation records come
+        back, as in bbolt).  When ``txid`` is the transaction that allocated last
+        (bbolt has one writer at a time), the runs it allocated go back to the
+        free set, which bbolt achieves by re-reading its freelist page.  For an
+        older ``txid`` only its allocation records are dropped, as in bbolt.
+
+        :raises InvalidTypeError: ``txid`` is not an int.
+        :raises InvalidArgumentError: ``txid < 1`` or above 2**64-1.
+
+        Runtime complexity: O(P + m log m) for P pending runs of ``txid`` and m
+        pages it allocated; O(A) over all allocation records for an older txid.
+        """
+        txid = _check_txid(txid)
+        pp = self._pending_pages
+        txp = self._pending.pop(txid, None)
+        if txp is not None:
+            for s, n, atx in txp.spans:
+                if n == 1:
+                    pp.discard(s)
+                else:
+                    pp.difference_update(range(s, s + n))
+                if atx and atx != txid:
+                    self._allocs[s] = atx
+        allocs = self._allocs
+        if txid == self._writer:
+            pages: set[int] = set()
+            for s, n in self._undo:
+                if allocs.get(s) == txid:
+                    del allocs[s]
+                pages.update(range(s, s + n))
+            self._writer = 0
+            self._undo = []
+            pages -= pp
+            back = sorted(p for p in pages if not self._overlaps_free(p, 1))
+            self._put([(s, n, 0) for s, n in runs_of(back)])
+        else:
+            for s in [s for s, t in allocs.items() if t == txid]:
+                del allocs[s]
+        self._drop_cache()
+
+    # ------------------------------------------------------------------
+    # Queries.
+
+    def freed(self, pgid: int) -> bool:
+        """Whether page ``pgid`` is free or pending.
+
+        :raises InvalidTypeError: ``pgid`` is not an int.
+        :raises InvalidArgumentError: ``pgid`` is negative.
+
+        Runtime complexity: O(1) expected for the hashmap (O(log L) when long
+        runs exist), O(log F) for the array.
+        """
+        if type(pgid) is not int or pgid < 0:
+            pgid = _as_int(pgid, "pgid")
+            if pgid < 0:
+                raise InvalidArgumentError(f"page id must not be negative, got {pgid}")
+        return pgid in self._pending_pages or self._overlaps_free(pgid, 1)
+
+    def pending_page_ids(self) -> dict[int, list[int]]:
+        """The pending page ids of each transaction, each list sorted.
+
+        Runtime complexity: O(P log P) for P pending pages.
+        """
+        out: dict[int, list[int]] = {}
+        for tid in sorted(self._pending):
+            ids: list[int] = []
+            for s, n, _ in self._pending[tid].spans:
+                ids.extend(range(s, s + n))
+            ids.sort()
+            out[tid] = ids
+        return out
+
+    def all_page_ids(self) -> list[int]:
+        """Free and pending page ids as one sorted list, what bbolt writes to a
+        freelist page.
+
+        Runtime complexity: as :meth:`page_id_array`, plus O(F + P) to convert.
+        """
+        return self.page_id_array().tolist()
+
+    def page_id_array(self) -> array[int]:
+        """Free and pending page ids, sorted, as a new ``array('Q')``.
+
+        This is the body of a freelist page.  The freelist keeps this array
+        between calls and patches it with the runs allocated and freed since the
+        last call, so writing the freelist at every commit costs one copy of the
+        array plus one memmove per change, with no sort (bbolt's hashmap sorts
+        every free id at every commit).
+
+        Runtime complexity: O(F + P) for the copy plus O(c (F + P)) memmove for
+        c changes since the last call; the first call (or one after more than
+        256 changes, a rollback or a reload) rebuilds it: O(F + P log P) for the
+        array, O(F + S log S + P log P) for the hashmap.
+        """
+        cache = self._ids_cache
+        if cache is None:
+            ids = self.free_page_ids()
+            if self._pending_pages:
+                ids.extend(self._pending_pages)
+                ids.sort()
+            cache = self._ids_cache = array("Q", ids)
+            self._ids_log = []
+        else:
+            log = self._ids_log
+            if log:
+                for start, delta in log:
+                    i = bisect_left(cache, start)
+                    if delta > 0:
+                        cache[i:i] = array("Q", range(start, start + delta))
+                    else:
+                        del cache[i : i - delta]
+                log.clear()
+        return cache[:]
+
+    def _drop_cache(self) -> None:
+        self._ids_cache = None
+        self._ids_log = None
+
+    # ------------------------------------------------------------------
+    # Invariant.
+
+    def _check(self) -> None:
+        """Assert the whole internal invariant (for tests; O(F + P + A)).
+
+        Pending runs are disjoint, inside ``[2, 2**64)``, and exactly the pending
+        page set; no pending page is free; readers have positive counts; the
+        sorted id cache, when present, equals the free and pending ids; plus the
+        storage's own invariant (``_check_storage``).
+        """
+        self._check_storage()
+        seen: set[int] = set()
+        total = 0
+        for tid, txp in self._pending.items():
+            assert 0 < tid <= MAX_ID, tid
+            assert txp.spans, f"empty pending entry for txid {tid}"
+            for s, n, atx in txp.spans:
+                assert n >= 1 and s >= 2 and s + n - 1 <= MAX_ID, (s, n)
+                assert 0 <= atx <= MAX_ID, atx
+                run = set(range(s, s + n))
+                assert seen.isdisjoint(run), f"pending runs overlap at {s}"
+                seen |= run
+                total += n
+        assert seen == self._pending_pages, "pending page set does not match pending runs"
+        assert total == len(self._pending_pages)
+        free = set(self.free_page_ids())
+        assert free.isdisjoint(seen), f"pages both free and pending: {sorted(free & seen)[:5]}"
+        assert len(free) == self.free_count
+        for tid, k in self._readers.items():
+            assert k > 0 and 0 <= tid <= MAX_ID
+        if self._ids_cache is not None:
+            assert self._ids_log is not None
+            expect = sorted(free | seen)
+            got = list(self._ids_cache)
+            for start, delta in self._ids_log:
+                i = bisect_left(got, start)
+                if delta > 0:
+                    got[i:i] = range(start, start + delta)
+                else:
+                    del got[i : i - delta]
+            assert got == expect, "sorted id cache does not match free+pending ids"
+        for s, n in self._undo:
+            assert n >= 1 and s >= 2
