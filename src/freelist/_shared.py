@@ -134,18 +134,6 @@ def runs_of(ids: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-class _TxPending:
-    """The pages one transaction freed, as ``(start, n, alloc_txid)`` runs."""
-
-    __slots__ = ("last_release_begin", "spans")
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[int, int, int]] = []
-        # bbolt's lastReleaseBegin: skip re-scanning this transaction when
-        # release_range is called again with the same begin and nothing new.
-        self.last_release_begin = -1
-
-
 class SharedFreelist:
     """Transaction bookkeeping common to every freelist (see module docs).
 
@@ -157,6 +145,7 @@ class SharedFreelist:
         "_allocs",
         "_ids_cache",
         "_ids_log",
+        "_marks",
         "_pending",
         "_pending_pages",
         "_readers",
@@ -165,8 +154,11 @@ class SharedFreelist:
     )
 
     def __init__(self, ids: Iterable[int] = ()) -> None:
-        #: txid -> runs that transaction freed and that are not released yet.
-        self._pending: dict[int, _TxPending] = {}
+        #: txid -> ``(start, n, alloc_txid)`` runs it freed, not released yet.
+        self._pending: dict[int, list[tuple[int, int, int]]] = {}
+        #: txid -> the ``begin`` of the last release_range that scanned it
+        #: (bbolt's lastReleaseBegin): an unchanged entry is not scanned again.
+        self._marks: dict[int, int] = {}
         #: every pending page id, for O(1) double-free checks.
         self._pending_pages: set[int] = set()
         #: first page of an allocated run -> txid that allocated it (bbolt's allocs).
@@ -309,7 +301,7 @@ class SharedFreelist:
         Runtime complexity: see the subclass (array: O(F) scan; hashmap: O(1)
         expected for an exact fit, O(log D) otherwise).
         """
-        if type(txid) is not int or type(n) is not int or not (0 < txid <= MAX_ID and 0 < n):
+        if type(txid) is not int or type(n) is not int or not (0 < txid <= MAX_ID and n > 0):
             txid = _check_txid(txid)
             n = _as_int(n, "n")
             if n < 1:
@@ -349,7 +341,7 @@ class SharedFreelist:
             type(txid) is not int
             or type(start) is not int
             or type(n) is not int
-            or not (0 < txid <= MAX_ID and 1 < start and 0 < n and start + n <= MAX_ID + 1)
+            or not (0 < txid <= MAX_ID and start > 1 and n > 0 and start + n <= MAX_ID + 1)
         ):
             txid = _check_txid(txid)
             start, n = _check_run(start, n)
@@ -360,11 +352,13 @@ class SharedFreelist:
         elif not pp.isdisjoint(range(start, start + n)) or self._overlaps_free(start, n):
             raise self._double_free(start, n)
         atx = self._allocs.pop(start, 0)
-        txp = self._pending.get(txid)
-        if txp is None:
-            txp = self._pending[txid] = _TxPending()
-        txp.spans.append((start, n, atx))
-        txp.last_release_begin = -1
+        runs = self._pending.get(txid)
+        if runs is None:
+            self._pending[txid] = [(start, n, atx)]
+        else:
+            runs.append((start, n, atx))
+        if self._marks:
+            self._marks.pop(txid, None)
         if n == 1:
             pp.add(start)
         else:
@@ -406,15 +400,23 @@ class SharedFreelist:
         pend = self._pending
         if not pend:
             return
-        done = [tid for tid in pend if tid <= txid]
-        if not done:
-            return
-        if len(done) == 1:
-            spans = pend.pop(done[0]).spans
+        if len(pend) == 1:
+            for tid in pend:
+                if tid > txid:
+                    return
+            spans = pend.pop(tid)
+            if self._marks:
+                self._marks.pop(tid, None)
         else:
+            done = [tid for tid in pend if tid <= txid]
+            if not done:
+                return
             spans = []
+            marks = self._marks
             for tid in done:
-                spans.extend(pend.pop(tid).spans)
+                spans.extend(pend.pop(tid))
+                if marks:
+                    marks.pop(tid, None)
         self._release_spans(spans)
 
     def _release_spans(self, spans: list[tuple[int, int, int]]) -> None:
@@ -450,21 +452,23 @@ class SharedFreelist:
             return
         out: list[tuple[int, int, int]] = []
         emptied: list[int] = []
-        for tid, txp in self._pending.items():
-            if tid < begin or tid > end or txp.last_release_begin == begin:
+        marks = self._marks
+        for tid, runs in self._pending.items():
+            if tid < begin or tid > end or marks.get(tid) == begin:
                 continue
             keep = []
-            for sp in txp.spans:
+            for sp in runs:
                 if begin <= sp[2] <= end:
                     out.append(sp)
                 else:
                     keep.append(sp)
-            txp.spans = keep
-            txp.last_release_begin = begin
+            runs[:] = keep
+            marks[tid] = begin
             if not keep:
                 emptied.append(tid)
         for tid in emptied:
             del self._pending[tid]
+            del marks[tid]
         if out:
             self._release_spans(out)
 
@@ -538,9 +542,10 @@ class SharedFreelist:
         """
         txid = _check_txid(txid)
         pp = self._pending_pages
-        txp = self._pending.pop(txid, None)
-        if txp is not None:
-            for s, n, atx in txp.spans:
+        runs = self._pending.pop(txid, None)
+        self._marks.pop(txid, None)
+        if runs is not None:
+            for s, n, atx in runs:
                 if n == 1:
                     pp.discard(s)
                 else:
@@ -590,7 +595,7 @@ class SharedFreelist:
         out: dict[int, list[int]] = {}
         for tid in sorted(self._pending):
             ids: list[int] = []
-            for s, n, _ in self._pending[tid].spans:
+            for s, n, _ in self._pending[tid]:
                 ids.extend(range(s, s + n))
             ids.sort()
             out[tid] = ids
@@ -656,10 +661,11 @@ class SharedFreelist:
         self._check_storage()
         seen: set[int] = set()
         total = 0
-        for tid, txp in self._pending.items():
+        assert set(self._marks) <= set(self._pending), "release mark of a txid with no pending runs"
+        for tid, runs in self._pending.items():
             assert 0 < tid <= MAX_ID, tid
-            assert txp.spans, f"empty pending entry for txid {tid}"
-            for s, n, atx in txp.spans:
+            assert runs, f"empty pending entry for txid {tid}"
+            for s, n, atx in runs:
                 assert n >= 1 and s >= 2 and s + n - 1 <= MAX_ID, (s, n)
                 assert 0 <= atx <= MAX_ID, atx
                 run = set(range(s, s + n))

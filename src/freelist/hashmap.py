@@ -159,16 +159,11 @@ class HashmapFreelist(SharedFreelist):
         return self._free
 
     def _unlink_size(self, k: int) -> None:
-        """One run of size ``k`` is gone (its heap entry goes stale)."""
-        live = self._live
-        c = live[k] - 1
-        if c:
-            live[k] = c
-        else:
-            del live[k]
-            del self._heaps[k]
-            sizes = self._sizes
-            del sizes[bisect_left(sizes, k)]
+        """The last run of size ``k`` is gone: drop the size from the index."""
+        del self._live[k]
+        del self._heaps[k]
+        sizes = self._sizes
+        del sizes[bisect_left(sizes, k)]
 
     def _link_size(self, start: int, k: int) -> None:
         """Index a new run ``(start, k)`` by its size."""
@@ -206,16 +201,26 @@ class HashmapFreelist(SharedFreelist):
                 break
         del fwd[a]
         end = a + k
-        self._unlink_size(k)
+        # The run (a, k) leaves the size index (inline _unlink_size).
+        live = self._live
+        c = live[k] - 1
+        if c:
+            live[k] = c
+        else:
+            del live[k]
+            del heaps[k]
+            sizes = self._sizes
+            del sizes[bisect_left(sizes, k)]
         if k == n:
             del self._backward[end]
             if k > _SMALL:
                 self._large.remove(end)
         else:
             r = k - n
-            fwd[a + n] = r
+            a2 = a + n
+            fwd[a2] = r
             self._backward[end] = r
-            self._link_size(a + n, r)
+            self._link_size(a2, r)
             if k > _SMALL >= r:
                 self._large.remove(end)
         self._free -= n
@@ -224,42 +229,70 @@ class HashmapFreelist(SharedFreelist):
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         fwd = self._forward
         bwd = self._backward
+        live = self._live
         large = self._large
+        unlink = self._unlink_size
         added = 0
-        for s, n, _ in spans:
+        for start, n, _ in spans:
             added += n
+            s = start
             e = s + n
             keep_end = False
             psz = bwd.pop(s, None)
             if psz is not None:  # merge with the run that ends at s
                 del fwd[s - psz]
-                self._unlink_size(psz)
+                c = live[psz] - 1
+                if c:
+                    live[psz] = c
+                else:
+                    unlink(psz)
                 if psz > _SMALL:
                     large.remove(s)
                 s -= psz
             nsz = fwd.pop(e, None)
             if nsz is not None:  # merge with the run that starts at e
                 e += nsz
-                self._unlink_size(nsz)
+                c = live[nsz] - 1
+                if c:
+                    live[nsz] = c
+                else:
+                    unlink(nsz)
                 keep_end = nsz > _SMALL  # its end stays the end of the merged run
             size = e - s
             fwd[s] = size
             bwd[e] = size
-            self._link_size(s, size)
+            # Index the merged run by its size (inline _link_size).
+            heap = self._heaps.get(size)
+            if heap is None:
+                self._link_size(s, size)
+            else:
+                heappush(heap, s)
+                c = live[size] + 1
+                live[size] = c
+                if len(heap) > 2 * c + 16:
+                    heap[:] = sorted({x for x in heap if fwd.get(x) == size})
             if size > _SMALL and not keep_end:
                 large.add(e)
         self._free += added
 
     def _overlaps_free(self, start: int, n: int) -> bool:
         fwd = self._forward
-        # A short run containing `start` but not starting there starts within
-        # the previous _SMALL-1 pages; the nearest run found decides it.
-        for a in range(start - 1, start - _SMALL, -1):
-            size = fwd.get(a)
+        # A short run (at most _SMALL = 4 pages) that contains `start` without
+        # starting there starts at start-1, start-2 or start-3; the nearest run
+        # found decides it, since runs never overlap.  Unrolled for speed.
+        size = fwd.get(start - 1)
+        if size is not None:
+            if size > 1:
+                return True
+        else:
+            size = fwd.get(start - 2)
             if size is not None:
-                if a + size > start:
+                if size > 2:
                     return True
-                break
+            else:
+                size = fwd.get(start - 3)
+                if size is not None and size > 3:
+                    return True
         if n == 1:
             if start in fwd:
                 return True
