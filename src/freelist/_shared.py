@@ -434,7 +434,8 @@ class SharedFreelist:
         A page allocated by transaction A and freed by transaction F is visible
         only to readers of snapshots A .. F-1.  When no reader is open in that
         window the page is safe to reuse even though older readers are still open.
-        Pages whose allocating txid is unknown (0) are never released here.
+        Pages whose allocating txid is unknown (recorded as 0) are released only
+        by a range that begins at 0.
 
         :raises InvalidTypeError: an argument is not an int.
         :raises InvalidArgumentError: a txid is negative or above 2**64-1.

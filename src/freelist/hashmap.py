@@ -178,8 +178,18 @@ class HashmapFreelist(SharedFreelist):
         c = self._live[k] + 1
         self._live[k] = c
         if len(heap) > 2 * c + 16:
-            fwd = self._forward
-            heap[:] = sorted({s for s in heap if fwd.get(s) == k})
+            self._compact(k)
+
+    def _compact(self, k: int) -> None:
+        """Drop the stale and duplicate entries of size ``k``'s heap.
+
+        Called when more than half of the heap is stale, so its cost is
+        amortised over the operations that made the entries stale, and every
+        heap stays within twice its live runs (plus 16).
+        """
+        fwd = self._forward
+        heap = self._heaps[k]
+        heap[:] = sorted({s for s in heap if fwd.get(s) == k})
 
     def _take(self, n: int) -> int:
         heaps = self._heaps
@@ -206,6 +216,8 @@ class HashmapFreelist(SharedFreelist):
         c = live[k] - 1
         if c:
             live[k] = c
+            if len(heap) > 2 * c + 16:
+                self._compact(k)
         else:
             del live[k]
             del heaps[k]
@@ -230,6 +242,7 @@ class HashmapFreelist(SharedFreelist):
         fwd = self._forward
         bwd = self._backward
         live = self._live
+        heaps = self._heaps
         large = self._large
         unlink = self._unlink_size
         added = 0
@@ -244,6 +257,8 @@ class HashmapFreelist(SharedFreelist):
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
+                    if len(heaps[psz]) > 2 * c + 16:
+                        self._compact(psz)
                 else:
                     unlink(psz)
                 if psz > _SMALL:
@@ -255,6 +270,8 @@ class HashmapFreelist(SharedFreelist):
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
+                    if len(heaps[nsz]) > 2 * c + 16:
+                        self._compact(nsz)
                 else:
                     unlink(nsz)
                 keep_end = nsz > _SMALL  # its end stays the end of the merged run
@@ -262,7 +279,7 @@ class HashmapFreelist(SharedFreelist):
             fwd[s] = size
             bwd[e] = size
             # Index the merged run by its size (inline _link_size).
-            heap = self._heaps.get(size)
+            heap = heaps.get(size)
             if heap is None:
                 self._link_size(s, size)
             else:
@@ -270,7 +287,7 @@ class HashmapFreelist(SharedFreelist):
                 c = live[size] + 1
                 live[size] = c
                 if len(heap) > 2 * c + 16:
-                    heap[:] = sorted({x for x in heap if fwd.get(x) == size})
+                    self._compact(size)
             if size > _SMALL and not keep_end:
                 large.add(e)
         self._free += added
@@ -349,6 +366,7 @@ class HashmapFreelist(SharedFreelist):
         for k, heap in self._heaps.items():
             assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "not a heap"
             assert by_size[k] <= set(heap), f"a run of size {k} is missing from its heap"
+            assert len(heap) <= 2 * len(by_size[k]) + 17, f"size {k}'s heap is not compacted"
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
