@@ -19,6 +19,7 @@ from .errors import (
     InvalidPageIdsError,
     InvalidTypeError,
     MetaPageError,
+    TraceError,
 )
 from .hashmap import POLICIES, HashmapFreelist, Policy
 from .protocol import Freelist
@@ -37,5 +38,6 @@ __all__ = [
     "InvalidTypeError",
     "MetaPageError",
     "Policy",
+    "TraceError",
     "__version__",
 ]

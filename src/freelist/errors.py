@@ -19,6 +19,7 @@ __all__ = [
     "InvalidPageIdsError",
     "InvalidTypeError",
     "MetaPageError",
+    "TraceError",
 ]
 
 
@@ -49,3 +50,10 @@ class MetaPageError(InvalidArgumentError):
 
 class DoubleFreeError(FreelistError):
     """A page being freed is already free or pending release."""
+
+
+class TraceError(FreelistError):
+    """A trace file is malformed, or an operation in it was refused on replay.
+
+    The message names the file and line.
+    """

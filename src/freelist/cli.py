@@ -1,0 +1,266 @@
+"""The ``freelist`` command line: compare, trace, replay, check, inspect.
+
+``freelist compare`` is the main job: it generates the seed scenario at
+several free-list sizes, replays it on both freelists and prints a table of
+completion times, speed-up, file growth and final fragmentation.  Progress and
+the table use :mod:`rich` when it is installed (the ``cli`` extra); otherwise
+the output is plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__, filetools
+from .errors import FreelistError
+from .hashmap import POLICIES
+from .trace import SCENARIOS, ReplayResult, generate, read, replay
+
+__all__ = ["main"]
+
+DEFAULT_SIZES = [1_000, 10_000, 100_000, 1_000_000]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="freelist",
+        description="bbolt's page allocators in Python: compare them, replay traces, "
+        "inspect page files.",
+    )
+    parser.add_argument("--version", action="version", version=f"freelist {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cmp = sub.add_parser(
+        "compare",
+        help="replay the seed scenario on both freelists and compare them (the main job)",
+        description="Generate a workload at each free-list size, replay it on the array and "
+        "the hashmap freelist, and print completion time, speed-up, file growth and "
+        "final fragmentation.",
+    )
+    cmp.add_argument("--scenario", choices=SCENARIOS, default="seed")
+    cmp.add_argument(
+        "--free-pages",
+        type=_positive,
+        nargs="+",
+        default=DEFAULT_SIZES,
+        metavar="N",
+        help="free-list sizes to run (default: %(default)s)",
+    )
+    cmp.add_argument("--txs", type=_positive, default=2000, help="transactions (default 2000)")
+    cmp.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    cmp.add_argument("--repeat", type=_positive, default=1, help="runs per cell; median shown")
+    cmp.add_argument("--policy", choices=POLICIES, default="best-fit", help="hashmap policy")
+    cmp.add_argument(
+        "--sync", action="store_true", help="build the sorted freelist page at every commit"
+    )
+    cmp.add_argument("--json", action="store_true", help="print the results as JSON")
+    cmp.add_argument("--plot", metavar="FILE", help="draw time vs free-list size (png or svg)")
+    cmp.set_defaults(func=_cmd_compare)
+
+    tr = sub.add_parser("trace", help="generate a workload trace")
+    tr.add_argument("--scenario", choices=SCENARIOS, default="seed")
+    tr.add_argument("--free-pages", type=_positive, default=100_000, metavar="N")
+    tr.add_argument("--txs", type=_positive, default=2000)
+    tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    tr.set_defaults(func=_cmd_trace)
+
+    rp = sub.add_parser("replay", help="replay a trace on one freelist; print one JSON object")
+    rp.add_argument("trace", metavar="TRACE")
+    rp.add_argument("--freelist", choices=["array", "hashmap"], default="hashmap")
+    rp.add_argument("--policy", choices=POLICIES, default="best-fit")
+    rp.add_argument("--sync", action="store_true", help="build the freelist page at every commit")
+    rp.set_defaults(func=_cmd_replay)
+
+    filetools.add_commands(sub)
+    return parser
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    trace = generate(args.scenario, args.free_pages, args.txs, args.seed)
+    if args.output:
+        trace.save(args.output)
+    else:
+        trace.write(sys.stdout)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    trace = read(args.trace)
+    result = replay(trace, args.freelist, policy=args.policy, sync=args.sync)
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
+def _median_run(runs: list[ReplayResult]) -> ReplayResult:
+    totals = sorted(r.total_ns for r in runs)
+    mid = statistics.median_low(totals)
+    return next(r for r in runs if r.total_ns == mid)
+
+
+def _compare_rows(args: argparse.Namespace, tick: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for size in args.free_pages:
+        tick(f"generating {args.scenario} trace, {size:,} free pages")
+        trace = generate(args.scenario, size, args.txs, args.seed)
+        row: dict[str, Any] = {
+            "scenario": args.scenario,
+            "free_pages": size,
+            "ops": len(trace.ops),
+            "start_hwm": trace.hwm,
+        }
+        for kind in ("array", "hashmap"):
+            runs = []
+            for i in range(args.repeat):
+                tick(f"{kind:7} {size:>9,} free pages, run {i + 1}/{args.repeat}")
+                runs.append(replay(trace, kind, policy=args.policy, sync=args.sync))
+            row[kind] = _median_run(runs).as_dict()
+        row["speedup"] = row["array"]["total_ns"] / max(1, row["hashmap"]["total_ns"])
+        rows.append(row)
+    return rows
+
+
+def _fmt_s(ns: int) -> str:
+    return f"{ns / 1e9:.3f} s" if ns >= 1e8 else f"{ns / 1e6:.1f} ms"
+
+
+def _table_cells(row: dict[str, Any]) -> list[str]:
+    a, h = row["array"], row["hashmap"]
+    start = int(row["start_hwm"])
+    return [
+        f"{row['free_pages']:,}",
+        _fmt_s(a["total_ns"]),
+        _fmt_s(h["total_ns"]),
+        f"{row['speedup']:.1f}x",
+        f"{a['final_hwm'] - start:,} / {h['final_hwm'] - start:,}",
+        f"{a['spans']:,} / {h['spans']:,}",
+        f"{a['largest_span']:,} / {h['largest_span']:,}",
+    ]
+
+
+HEADERS = ["free pages", "array", "hashmap", "speed-up", "grown a/h", "spans a/h", "largest a/h"]
+
+
+def _print_table(rows: list[dict[str, Any]], title: str) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        cells = [HEADERS, *(_table_cells(r) for r in rows)]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(HEADERS))]
+        print(title)
+        print("a/h: array / hashmap; grown: pages the file grew by")
+        for c in cells:
+            print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
+        return
+    table = Table(title=title, caption="a/h: array / hashmap; grown: pages the file grew by")
+    for i, h in enumerate(HEADERS):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for r in rows:
+        table.add_row(*_table_cells(r))
+    Console().print(table)
+
+
+def _plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise FreelistError("--plot needs matplotlib: pip install 'freelist[plot]'") from e
+    sizes = [r["free_pages"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for kind, marker in (("array", "o"), ("hashmap", "s")):
+        ax.plot(sizes, [r[kind]["total_ns"] / 1e9 for r in rows], marker=marker, label=kind)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("free pages")
+    ax.set_ylabel("replay time (s)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except (OSError, ValueError) as e:
+        raise FreelistError(f"{path}: cannot write the plot: {e}") from e
+    finally:
+        plt.close(fig)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    title = (
+        f"{args.scenario} scenario, {args.txs} transactions, median of {args.repeat}"
+        f"{', freelist synced at every commit' if args.sync else ''}"
+    )
+    rows: list[dict[str, Any]]
+    if args.json:
+        rows = _compare_rows(args, lambda _msg: None)
+    else:
+        try:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        except ImportError:
+            rows = _compare_rows(args, lambda msg: print(msg, file=sys.stderr, flush=True))
+        else:
+            steps = len(args.free_pages) * (1 + 2 * args.repeat)
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                transient=True,
+            ) as progress:
+                task = progress.add_task("starting", total=steps)
+
+                def tick(msg: str) -> None:
+                    progress.update(task, description=msg, advance=1)
+
+                rows = _compare_rows(args, tick)
+    if args.plot:
+        _plot(rows, args.plot, title)
+    if args.json:
+        print(json.dumps({"title": title, "rows": rows}, indent=1))
+    else:
+        _print_table(rows, title)
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``freelist`` command line with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit code: 0 on success, 1 when a check finds problems, 2 on an
+    error (printed as one line on stderr).
+
+    Runtime complexity: that of the command run.
+    """
+    args = _build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except FreelistError as e:
+        print(f"freelist: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("freelist: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The command line, end to end through main()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from freelist.cli import main
+
+DATA = Path(__file__).parent / "data" / "fidelity"
+
+
+def test_compare_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--free-pages", "500", "3000", "--txs", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "seed scenario" in out
+    assert "3,000" in out
+    assert "speed-up" in out
+
+
+def test_compare_json_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plot = tmp_path / "p.svg"
+    args = ["compare", "--free-pages", "800", "--txs", "30", "--repeat", "3"]
+    assert main([*args, "--json", "--plot", str(plot), "--sync"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (row,) = data["rows"]
+    assert row["free_pages"] == 800
+    assert row["array"]["sync"] is True
+    assert row["array"]["type"] == "array"
+    assert row["hashmap"]["policy"] == "best-fit"
+    assert row["speedup"] == pytest.approx(row["array"]["total_ns"] / row["hashmap"]["total_ns"])
+    assert plot.read_text().lstrip().startswith("<?xml")
+
+
+def test_trace_then_replay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "w.trace"
+    assert (
+        main(
+            ["trace", "--scenario", "mixed", "--free-pages", "900", "--txs", "30", "-o", str(path)]
+        )
+        == 0
+    )
+    assert path.read_text().startswith("H ")
+    assert main(["replay", str(path), "--freelist", "array"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    keys = "type policy sync ops total_ns alloc_ns free_ns commit_ns grown final_hwm free_count"
+    assert {*keys.split(), "free_sha256"} <= set(result)
+
+
+def test_replay_fidelity_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(DATA / "seed-2000.trace"), "--freelist", "array"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = json.loads((DATA / "expected-array.json").read_text())["traces"]["seed-2000.trace"]
+    assert result["free_sha256"] == expected["free_sha256"]
+
+
+def test_errors_are_one_line_with_exit_code_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.trace"
+    bad.write_text("H 10\nF 3\n")
+    assert main(["replay", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("freelist: error:")
+    assert "bad.trace:2" in err
+    assert "Traceback" not in err
+
+
+def test_trace_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "--free-pages", "50", "--txs", "3"]) == 0
+    assert capsys.readouterr().out.startswith("H ")
+
+
+def test_bad_option_exits_with_usage() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--free-pages", "0"])
+    assert info.value.code == 2
