@@ -294,22 +294,30 @@ class HashmapFreelist(SharedFreelist):
 
     def _overlaps_free(self, start: int, n: int) -> bool:
         fwd = self._forward
-        # A short run (at most _SMALL = 4 pages) that contains `start` without
-        # starting there starts at start-1, start-2 or start-3; the nearest run
-        # found decides it, since runs never overlap.  Unrolled for speed.
+        # The nearest run starting at start-1, start-2 or start-3 decides whether
+        # a run covers `start` from the left: runs never overlap, so nothing
+        # before it can reach `start`.  Only when none starts there can a long
+        # run (more than _SMALL = 4 pages) cover it, which the index answers.
         size = fwd.get(start - 1)
-        if size is not None:
-            if size > 1:
-                return True
-        else:
+        if size is None:
             size = fwd.get(start - 2)
-            if size is not None:
-                if size > 2:
-                    return True
-            else:
+            if size is None:
                 size = fwd.get(start - 3)
-                if size is not None and size > 3:
+                if size is None:
+                    return self._overlaps_long(start, n)
+                if size > 3:
                     return True
+            elif size > 2:
+                return True
+        elif size > 1:
+            return True
+        if n == 1:
+            return start in fwd
+        return not fwd.keys().isdisjoint(range(start, start + n))
+
+    def _overlaps_long(self, start: int, n: int) -> bool:
+        """Overlap test when no run starts in the three pages before ``start``."""
+        fwd = self._forward
         if n == 1:
             if start in fwd:
                 return True
