@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,25 @@ def test_bad_option_exits_with_usage() -> None:
     with pytest.raises(SystemExit) as info:
         main(["compare", "--free-pages", "0"])
     assert info.value.code == 2
+
+
+def test_compare_without_rich_prints_plain_text(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for mod in ("rich", "rich.console", "rich.table", "rich.progress"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    assert main(["compare", "--free-pages", "700", "--txs", "20"]) == 0
+    captured = capsys.readouterr()
+    assert "free pages" in captured.out
+    assert "\u2503" not in captured.out  # no rich box drawing
+    assert "700" in captured.err  # progress lines go to stderr
+
+
+def test_plot_without_matplotlib_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code = main(["compare", "--free-pages", "300", "--txs", "5", "--plot", str(tmp_path / "p.png")])
+    assert code == 2
+    assert "needs matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()

@@ -176,7 +176,8 @@ def _print_table(rows: list[dict[str, Any]], title: str) -> None:
     Console().print(table)
 
 
-def _plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
+def _pyplot() -> Any:
+    """Import matplotlib's pyplot (headless), or raise a clear error."""
     try:
         import matplotlib
 
@@ -184,6 +185,11 @@ def _plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise FreelistError("--plot needs matplotlib: pip install 'freelist[plot]'") from e
+    return plt
+
+
+def _plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
+    plt = _pyplot()
     sizes = [r["free_pages"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for kind, marker in (("array", "o"), ("hashmap", "s")):
@@ -209,6 +215,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         f"{args.scenario} scenario, {args.txs} transactions, median of {args.repeat}"
         f"{', freelist synced at every commit' if args.sync else ''}"
     )
+    if args.plot:
+        _pyplot()  # fail before the long run, not after it
     rows: list[dict[str, Any]]
     if args.json:
         rows = _compare_rows(args, lambda _msg: None)
