@@ -13,15 +13,28 @@ from __future__ import annotations
 
 from .array import ArrayFreelist
 from .errors import (
+    ClosedError,
+    DataTooLargeError,
     DoubleFreeError,
+    FileFormatError,
+    FileIOError,
+    FileLockedError,
     FreelistError,
     InvalidArgumentError,
     InvalidPageIdsError,
     InvalidTypeError,
     MetaPageError,
+    NotAllocatedError,
+    PageFileError,
+    PageRangeError,
+    PageSizeMismatchError,
+    ReachabilityError,
+    ReadOnlyError,
     TraceError,
+    TransactionError,
 )
 from .hashmap import POLICIES, HashmapFreelist, Policy
+from .pagefile import PageFile, PageFileStats, Transaction
 from .protocol import Freelist
 
 __version__ = "0.1.0"
@@ -29,7 +42,12 @@ __version__ = "0.1.0"
 __all__ = [
     "POLICIES",
     "ArrayFreelist",
+    "ClosedError",
+    "DataTooLargeError",
     "DoubleFreeError",
+    "FileFormatError",
+    "FileIOError",
+    "FileLockedError",
     "Freelist",
     "FreelistError",
     "HashmapFreelist",
@@ -37,7 +55,17 @@ __all__ = [
     "InvalidPageIdsError",
     "InvalidTypeError",
     "MetaPageError",
+    "NotAllocatedError",
+    "PageFile",
+    "PageFileError",
+    "PageFileStats",
+    "PageRangeError",
+    "PageSizeMismatchError",
     "Policy",
+    "ReachabilityError",
+    "ReadOnlyError",
     "TraceError",
+    "Transaction",
+    "TransactionError",
     "__version__",
 ]

@@ -13,13 +13,25 @@ was.
 from __future__ import annotations
 
 __all__ = [
+    "ClosedError",
+    "DataTooLargeError",
     "DoubleFreeError",
+    "FileFormatError",
+    "FileIOError",
+    "FileLockedError",
     "FreelistError",
     "InvalidArgumentError",
     "InvalidPageIdsError",
     "InvalidTypeError",
     "MetaPageError",
+    "NotAllocatedError",
+    "PageFileError",
+    "PageRangeError",
+    "PageSizeMismatchError",
+    "ReachabilityError",
+    "ReadOnlyError",
     "TraceError",
+    "TransactionError",
 ]
 
 
@@ -57,3 +69,58 @@ class TraceError(FreelistError):
 
     The message names the file and line.
     """
+
+
+class PageFileError(FreelistError):
+    """An error of a :class:`~freelist.PageFile`; ``path`` names the file."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class FileFormatError(PageFileError):
+    """The file is not a valid page file: too short, bad magic or version, a
+    page size that does not match, no valid meta page, a bad freelist page."""
+
+
+class PageSizeMismatchError(FileFormatError):
+    """The file's page size differs from the one asked for."""
+
+
+class FileLockedError(PageFileError):
+    """Another process holds the file's lock and the timeout passed."""
+
+
+class ClosedError(PageFileError):
+    """The file or the transaction is closed."""
+
+
+class ReadOnlyError(PageFileError):
+    """A write through a read transaction or a file opened read-only."""
+
+
+class TransactionError(PageFileError):
+    """A transaction cannot start or end now (a writer is already open,
+    transactions are still open at close)."""
+
+
+class PageRangeError(PageFileError, InvalidArgumentError):
+    """A page id outside the file's pages in use, or a meta page."""
+
+
+class DataTooLargeError(PageFileError, InvalidArgumentError):
+    """More bytes written than the pages of the run hold."""
+
+
+class NotAllocatedError(PageFileError, InvalidArgumentError):
+    """A write to a page this transaction did not allocate."""
+
+
+class ReachabilityError(PageFileError):
+    """A file without a synced freelist was opened without a reachability walk,
+    or the walk named pages outside the file."""
+
+
+class FileIOError(PageFileError):
+    """The operating system refused a read, write, sync or map; the cause is chained."""

@@ -1,0 +1,246 @@
+"""bbolt's on-disk page layout: page headers, meta pages and freelist pages.
+
+Every page starts with a 16-byte header (little-endian, as bbolt writes on
+x86-64 and arm64)::
+
+    offset  size  field
+         0     8  id        page id
+         8     2  flags     0x01 branch, 0x02 leaf, 0x04 meta, 0x10 freelist
+        10     2  count     elements (freelist: ids, or 0xFFFF, see below)
+        12     4  overflow  further pages that belong to this one
+
+A meta page (ids 0 and 1) holds, after the header::
+
+    16  magic u32 (0xED0CDAED)   20  version u32 (2)   24  page size u32
+    28  flags u32                32  root bucket: root page id u64, sequence u64
+    48  freelist page id u64     56  high-water mark (pgid) u64
+    64  txid u64                 72  checksum u64: FNV-1a 64 of bytes 16..71
+
+The meta of transaction *t* is written to page ``t % 2``, so a torn write can
+destroy at most the newer of the two.  A freelist page holds the sorted free
+and pending ids as u64 after the header; when there are 0xFFFF or more, the
+header's count is 0xFFFF and the first u64 holds the real count.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import sys
+from array import array
+from dataclasses import dataclass
+
+from .errors import FreelistError
+
+#: Anything the struct module can read from: bytes, a memoryview, an mmap.
+Buffer = bytes | bytearray | memoryview | mmap.mmap
+
+__all__ = [
+    "BRANCH_PAGE",
+    "FREELIST_PAGE",
+    "LEAF_PAGE",
+    "MAGIC",
+    "META_PAGE",
+    "NO_FREELIST",
+    "PAGE_HEADER_SIZE",
+    "VERSION",
+    "Meta",
+    "PageHeader",
+    "fnv1a64",
+    "freelist_page_size",
+    "pack_freelist_page",
+    "unpack_freelist_ids",
+]
+
+MAGIC = 0xED0CDAED
+VERSION = 2
+BRANCH_PAGE = 0x01
+LEAF_PAGE = 0x02
+META_PAGE = 0x04
+FREELIST_PAGE = 0x10
+#: The meta's freelist id when the freelist is not written (NoFreelistSync).
+NO_FREELIST = 0xFFFFFFFFFFFFFFFF
+
+_HEADER = struct.Struct("<QHHI")
+PAGE_HEADER_SIZE = _HEADER.size  # 16
+_META = struct.Struct("<IIIIQQQQQ")  # the fields the checksum covers (56 bytes)
+_META_SUM = struct.Struct("<Q")
+META_SIZE = _META.size + _META_SUM.size  # 64
+
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+def fnv1a64(data: bytes) -> int:
+    """The 64-bit FNV-1a hash of ``data`` (bbolt's meta checksum).
+
+    Runtime complexity: O(len(data)).
+    """
+    h = _FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * _FNV_PRIME) & _MASK
+    return h
+
+
+@dataclass(frozen=True, slots=True)
+class PageHeader:
+    """The 16-byte header that starts every page."""
+
+    id: int
+    flags: int
+    count: int
+    overflow: int
+
+    def pack(self) -> bytes:
+        """The header's 16 bytes.
+
+        Runtime complexity: O(1).
+        """
+        return _HEADER.pack(self.id, self.flags, self.count, self.overflow)
+
+    @classmethod
+    def unpack(cls, buf: Buffer, offset: int = 0) -> PageHeader:
+        """Read a header from ``buf`` at ``offset``.
+
+        :raises FreelistError: fewer than 16 bytes there.
+
+        Runtime complexity: O(1).
+        """
+        try:
+            return cls(*_HEADER.unpack_from(buf, offset))
+        except struct.error as e:
+            raise FreelistError(f"truncated page header at offset {offset}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """A meta page's fields.  ``root`` is the root bucket's page id."""
+
+    page_size: int
+    root: int
+    freelist: int
+    hwm: int
+    txid: int
+    flags: int = 0
+    sequence: int = 0
+    magic: int = MAGIC
+    version: int = VERSION
+
+    def fields(self) -> bytes:
+        """The 56 bytes the checksum covers.
+
+        Runtime complexity: O(1).
+        """
+        return _META.pack(
+            self.magic,
+            self.version,
+            self.page_size,
+            self.flags,
+            self.root,
+            self.sequence,
+            self.freelist,
+            self.hwm,
+            self.txid,
+        )
+
+    def checksum(self) -> int:
+        """FNV-1a 64 of :meth:`fields`.
+
+        Runtime complexity: O(1).
+        """
+        return fnv1a64(self.fields())
+
+    def pack_page(self, page_size: int) -> bytes:
+        """A whole meta page (header, fields, checksum, zero padding) for this txid.
+
+        Runtime complexity: O(page_size).
+        """
+        pgid = self.txid % 2
+        body = self.fields()
+        data = _HEADER.pack(pgid, META_PAGE, 0, 0) + body + _META_SUM.pack(fnv1a64(body))
+        return data.ljust(page_size, b"\0")
+
+    @classmethod
+    def unpack(cls, buf: Buffer, offset: int = 0) -> tuple[Meta, int]:
+        """Read the meta at ``offset`` (the start of its page).
+
+        Returns the meta and the checksum stored on disk; the meta is valid when
+        that equals :meth:`checksum`, ``magic`` is :data:`MAGIC` and ``version``
+        is :data:`VERSION` (the caller decides what to do otherwise).
+
+        :raises FreelistError: too few bytes.
+
+        Runtime complexity: O(1).
+        """
+        start = offset + PAGE_HEADER_SIZE
+        try:
+            magic, version, psize, flags, root, seq, fl, hwm, txid = _META.unpack_from(buf, start)
+            (stored,) = _META_SUM.unpack_from(buf, start + _META.size)
+        except struct.error as e:
+            raise FreelistError(f"truncated meta page at offset {offset}") from e
+        meta = cls(psize, root, fl, hwm, txid, flags, seq, magic, version)
+        return meta, stored
+
+
+def freelist_page_size(count: int) -> int:
+    """Bytes a freelist page needs for ``count`` ids (bbolt's estimate).
+
+    Runtime complexity: O(1).
+    """
+    return PAGE_HEADER_SIZE + 8 * (count + 1 if count >= 0xFFFF else count)
+
+
+def pack_freelist_page(pgid: int, ids: array[int], page_size: int) -> bytes:
+    """The bytes of a freelist page (with overflow pages) holding ``ids``.
+
+    ``ids`` is an ``array('Q')`` of sorted free and pending ids.  The result is
+    padded to a whole number of pages.
+
+    Runtime complexity: O(len(ids)).
+    """
+    count = len(ids)
+    pages = -(-freelist_page_size(count) // page_size)
+    body = ids if sys.byteorder == "little" else _swapped(ids)
+    if count >= 0xFFFF:
+        head = _HEADER.pack(pgid, FREELIST_PAGE, 0xFFFF, pages - 1) + struct.pack("<Q", count)
+    else:
+        head = _HEADER.pack(pgid, FREELIST_PAGE, count, pages - 1)
+    data = head + body.tobytes()
+    return data.ljust(pages * page_size, b"\0")
+
+
+def _swapped(ids: array[int]) -> array[int]:
+    out = array("Q", ids)
+    out.byteswap()
+    return out
+
+
+def unpack_freelist_ids(buf: Buffer, offset: int, limit: int) -> array[int]:
+    """The ids of the freelist page at ``offset``; the page and its overflow
+    must end at or before ``limit`` (bytes).
+
+    :raises FreelistError: not a freelist page, or its ids pass ``limit``.
+
+    Runtime complexity: O(count).
+    """
+    hdr = PageHeader.unpack(buf, offset)
+    if not hdr.flags & FREELIST_PAGE:
+        raise FreelistError(
+            f"page at offset {offset} is not a freelist page (flags {hdr.flags:#x})"
+        )
+    start = offset + PAGE_HEADER_SIZE
+    count = hdr.count
+    if count == 0xFFFF:
+        if start + 8 > limit:
+            raise FreelistError("freelist page is cut short")
+        (count,) = struct.unpack_from("<Q", buf, start)
+        start += 8
+    end = start + 8 * count
+    if end > limit:
+        raise FreelistError(f"freelist page lists {count} ids, more than the file holds")
+    ids = array("Q")
+    ids.frombytes(bytes(buf[start:end]))
+    if sys.byteorder != "little":
+        ids.byteswap()
+    return ids
