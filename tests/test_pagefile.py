@@ -1,0 +1,481 @@
+"""PageFile: transactions, persistence, modes, and every error, with both freelists."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from freelist import (
+    ArrayFreelist,
+    ClosedError,
+    DataTooLargeError,
+    DoubleFreeError,
+    FileFormatError,
+    FileLockedError,
+    FreelistError,
+    HashmapFreelist,
+    InvalidArgumentError,
+    NotAllocatedError,
+    PageFile,
+    PageFileError,
+    PageRangeError,
+    PageSizeMismatchError,
+    ReachabilityError,
+    ReadOnlyError,
+    TransactionError,
+)
+from freelist.layout import NO_FREELIST, Meta
+
+KINDS = ["hashmap", "array"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "pages.db"
+
+
+def root_walk(pf: PageFile) -> list[tuple[int, int]]:
+    """The test files' layout: the root page lists (start, n) runs of data."""
+    root = pf.meta.root
+    if not root:
+        return []
+    data = pf.begin(False)
+    try:
+        raw = data.read(root)
+    finally:
+        data.rollback()
+    (count,) = struct.unpack_from("<I", raw)
+    runs = [struct.unpack_from("<QQ", raw, 4 + 16 * i) for i in range(count)]
+    return [(root, 1), *runs]
+
+
+def write_root(tx: object, runs: list[tuple[int, int]]) -> None:
+    """Allocate a new root page listing ``runs`` and make it the root."""
+    from freelist import Transaction
+
+    assert isinstance(tx, Transaction)
+    old = tx.root
+    page = tx.allocate(1)
+    body = struct.pack("<I", len(runs)) + b"".join(struct.pack("<QQ", s, n) for s, n in runs)
+    tx.write(page, body)
+    tx.root = page
+    if old:
+        tx.free(old)
+
+
+def test_create_commit_reopen(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        assert pf.meta.txid == 1
+        assert pf.page_size == 4096
+        with pf.update() as tx:
+            a = tx.allocate(3)
+            tx.write(a, b"A" * 9000)
+            write_root(tx, [(a, 3)])
+        assert pf.meta.txid == 2
+        assert pf.check(root_walk) == []
+    with PageFile.open(path, freelist=kind) as pf:
+        assert pf.meta.txid == 2
+        with pf.view() as r:
+            assert r.read(a, 3)[:9000] == b"A" * 9000
+        assert root_walk(pf)[1:] == [(a, 3)]
+        assert pf.check(root_walk) == []
+
+
+def test_pages_are_reused_after_release(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        with pf.update() as tx:
+            a = tx.allocate(2)
+        with pf.update() as tx:
+            tx.free(a, 2)
+        # the next writer releases them first (no reader is open)
+        with pf.update() as tx:
+            assert tx.allocate(2) == a
+
+
+def test_reader_keeps_freed_pages_from_reuse(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        with pf.update() as tx:
+            a = tx.allocate(1)
+            tx.write(a, b"old")
+            write_root(tx, [(a, 1)])
+        reader = pf.begin(False)
+        with pf.update() as tx:
+            tx.free(a)
+        with pf.update() as tx:
+            b = tx.allocate(1)
+            assert b != a, "a page an open reader can see was reused"
+            tx.write(b, b"new")
+        assert reader.read(a)[:3] == b"old"
+        assert a not in pf.freelist.free_page_ids()
+        reader.rollback()
+        with pf.update():  # a writer first releases what no reader can see
+            assert a in pf.freelist.free_page_ids()
+
+
+def test_rollback_restores_the_freelist(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        with pf.update() as tx:
+            pages = [tx.allocate(1) for _ in range(6)]
+        with pf.update() as tx:
+            for p in pages[:4]:
+                tx.free(p)
+        with pf.update():
+            pass  # releases them
+        tx = pf.begin(True)  # releases pending pages first: snapshot after it
+        before = (pf.freelist.free_page_ids(), pf.freelist.pending_page_ids(), pf.meta)
+        tx.allocate(2)
+        tx.allocate(5)  # grows the file
+        tx.free(pages[5])
+        tx.rollback()
+        assert (pf.freelist.free_page_ids(), pf.freelist.pending_page_ids(), pf.meta) == before
+        with pf.update() as tx:
+            assert tx.hwm == pf.meta.hwm
+
+
+def test_update_rolls_back_on_exception(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        meta = pf.meta
+        with pytest.raises(RuntimeError), pf.update() as tx:
+            tx.allocate(1)
+            raise RuntimeError("boom")
+        assert pf.meta == meta
+        assert pf.check() == []
+
+
+def test_freelist_object_is_accepted(path: Path) -> None:
+    fl = HashmapFreelist(policy="bbolt")
+    with PageFile.open(path, freelist=fl) as pf:
+        assert pf.freelist is fl
+        with pf.update() as tx:
+            tx.allocate(1)
+    with PageFile.open(path, freelist=ArrayFreelist()) as pf:
+        assert isinstance(pf.freelist, ArrayFreelist)
+
+
+def test_page_size_is_settable_and_checked(path: Path) -> None:
+    with PageFile.open(path, page_size=1024) as pf:
+        assert pf.page_size == 1024
+    with PageFile.open(path) as pf:  # the file's own size
+        assert pf.page_size == 1024
+    with pytest.raises(PageSizeMismatchError):
+        PageFile.open(path, page_size=8192)
+    for bad in (1000, 512, 1 << 17, 4096.0):
+        with pytest.raises(InvalidArgumentError):
+            PageFile.open(path, page_size=bad)  # type: ignore[arg-type]
+
+
+def test_large_freelist_uses_overflow_pages_and_the_0xffff_count(path: Path) -> None:
+    n = 0x10000 + 5
+    with PageFile.open(path, page_size=4096) as pf:
+        with pf.update() as tx:
+            big = tx.allocate(n)
+        with pf.update() as tx:
+            tx.free(big, n)
+        with pf.update():
+            pass
+        # the run is free again, less the pages the new freelist page took from it
+        assert pf.freelist.count >= n
+        assert pf.freelist.free_count >= n - 200
+        assert pf.check() == []
+    with PageFile.open(path, freelist="array") as pf:
+        assert pf.freelist.count >= n
+        assert pf.check() == []
+
+
+def test_sync_modes_move_both_ways(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf, pf.update() as tx:
+        a = tx.allocate(2)
+        write_root(tx, [(a, 2)])
+    with PageFile.open(path, freelist=kind, sync_freelist=False) as pf:
+        with pf.update() as tx:
+            b = tx.allocate(1)
+            write_root(tx, [(a, 2), (b, 1)])
+        assert pf.meta.freelist == NO_FREELIST
+        free_before = pf.freelist.all_page_ids()
+    with pytest.raises(ReachabilityError):
+        PageFile.open(path, freelist=kind)
+    with PageFile.open(path, freelist=kind, reachable=root_walk) as pf:
+        assert pf.freelist.all_page_ids() == free_before
+        assert pf.check(root_walk) == []
+        with pf.update():
+            pass
+        assert pf.meta.freelist != NO_FREELIST
+    with PageFile.open(path, freelist=kind) as pf:
+        assert pf.check(root_walk) == []
+
+
+def test_reachability_walk_outside_the_file(path: Path) -> None:
+    with PageFile.open(path, sync_freelist=False) as pf, pf.update() as tx:
+        tx.allocate(1)
+    with pytest.raises(ReachabilityError):
+        PageFile.open(path, reachable=lambda pf: [(10**6, 1)])
+
+
+def test_check_finds_leaks_and_overlaps(path: Path) -> None:
+    with PageFile.open(path) as pf:
+        with pf.update() as tx:
+            a = tx.allocate(1)
+            write_root(tx, [(a, 1)])
+            tx.allocate(1)  # allocated, referenced by nothing: a leak
+        problems = pf.check(root_walk)
+        assert any("neither reachable nor free" in p for p in problems)
+        with pf.update() as tx:
+            tx.free(a)
+        problems = pf.check(root_walk)
+        assert any("both reachable and free" in p for p in problems)
+
+
+# --- errors -------------------------------------------------------------------
+
+
+def test_transaction_errors(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        with pf.update() as tx:
+            a = tx.allocate(2)
+            with pytest.raises(DataTooLargeError):
+                tx.write(a, b"x" * (2 * 4096 + 1))
+            with pytest.raises(NotAllocatedError):
+                tx.write(a + 1, b"x")
+            with pytest.raises(PageRangeError):
+                tx.read(0)
+            with pytest.raises(PageRangeError):
+                tx.read(a, 100)
+            with pytest.raises(PageRangeError):
+                tx.free(1)
+            with pytest.raises(PageRangeError):
+                tx.root = 10**6
+            with pytest.raises(InvalidArgumentError):
+                tx.allocate(0)
+            with pytest.raises(TransactionError):
+                pf.begin(True)
+        with pf.update() as tx:
+            tx.free(a, 2)
+            with pytest.raises(DoubleFreeError):
+                tx.free(a)
+        with pf.view() as r:
+            with pytest.raises(ReadOnlyError):
+                r.allocate(1)
+            with pytest.raises(ReadOnlyError):
+                r.free(a)
+            with pytest.raises(ReadOnlyError):
+                r.root = 0
+        tx = pf.begin(True)
+        tx.commit()
+        with pytest.raises(ClosedError):
+            tx.allocate(1)
+        tx.rollback()  # harmless on a closed transaction
+        assert pf.check() == []
+
+
+def test_errors_leave_the_file_unchanged(path: Path) -> None:
+    with PageFile.open(path) as pf:
+        with pf.update() as tx:
+            a = tx.allocate(1)
+        with pf.update() as tx:
+            state = (pf.freelist.all_page_ids(), pf.freelist.pending_page_ids(), tx.hwm, tx.root)
+            for call in (lambda: tx.free(a, 10**6), lambda: tx.free(0), lambda: tx.write(a, b"")):
+                with pytest.raises(FreelistError):
+                    call()
+            after = (pf.freelist.all_page_ids(), pf.freelist.pending_page_ids(), tx.hwm, tx.root)
+            assert after == state
+        assert pf.check() == []
+
+
+def test_close_with_open_transactions_is_an_error(path: Path) -> None:
+    pf = PageFile.open(path)
+    r = pf.begin(False)
+    with pytest.raises(TransactionError):
+        pf.close()
+    r.rollback()
+    pf.close()
+    pf.close()  # twice is harmless
+    assert pf.closed
+    with pytest.raises(ClosedError):
+        pf.begin(False)
+    with pytest.raises(ClosedError):
+        pf.stats()
+
+
+def test_missing_file_without_create(path: Path) -> None:
+    with pytest.raises(PageFileError, match="no such file"):
+        PageFile.open(path, create=False)
+    with pytest.raises(PageFileError):
+        PageFile.open(path, readonly=True)
+
+
+def test_readonly_open(path: Path) -> None:
+    with PageFile.open(path) as pf, pf.update() as tx:
+        tx.allocate(1)
+    with PageFile.open(path, readonly=True) as pf:
+        with pytest.raises(ReadOnlyError):
+            pf.begin(True)
+        with pf.view() as r:
+            assert r.txid == 2
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[:100], "too short"),
+        (lambda b: b"\0" * len(b), "no valid meta"),
+        (
+            lambda b: (
+                b[:16]
+                + b"\x01\x02\x03\x04"
+                + b[20 : 4096 + 16]
+                + b"\x01\x02\x03\x04"
+                + b[4096 + 20 :]
+            ),
+            "bad magic",
+        ),
+    ],
+)
+def test_bad_files_are_clear_errors(path: Path, damage: object, message: str) -> None:
+    with PageFile.open(path) as pf, pf.update() as tx:
+        tx.allocate(1)
+    data = path.read_bytes()
+    path.write_bytes(damage(data))  # type: ignore[operator]
+    with pytest.raises(FileFormatError, match=message) as info:
+        PageFile.open(path)
+    assert str(path) in str(info.value)
+
+
+def test_bad_version_is_reported(path: Path) -> None:
+    with PageFile.open(path):
+        pass
+    data = bytearray(path.read_bytes())
+    for page in (0, 1):
+        struct.pack_into("<I", data, page * 4096 + 20, 7)
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match="version 7"):
+        PageFile.open(path)
+
+
+def test_torn_meta_falls_back_to_the_previous_commit(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        for _ in range(3):
+            with pf.update() as tx:
+                for start, n in root_walk(pf)[1:]:
+                    tx.free(start, n)
+                a = tx.allocate(1)
+                write_root(tx, [(a, 1)])
+        newest = pf.meta
+    assert newest.txid == 4
+    data = bytearray(path.read_bytes())
+    off = (newest.txid % 2) * 4096
+    data[off + 40 : off + 48] = b"\xff" * 8  # corrupt the newest meta's root
+    path.write_bytes(bytes(data))
+    with PageFile.open(path, freelist=kind) as pf:
+        assert pf.meta.txid == 3
+        problems = pf.check(root_walk)
+        assert problems == ["meta page 0: checksum mismatch"]
+        with pf.update() as tx:  # the next commit rewrites the torn meta
+            for start, n in root_walk(pf)[1:]:
+                tx.free(start, n)
+            b = tx.allocate(1)
+            write_root(tx, [(b, 1)])
+        assert pf.check(root_walk) == []
+
+
+def test_bad_freelist_page(path: Path) -> None:
+    with PageFile.open(path) as pf:
+        with pf.update() as tx:
+            tx.allocate(2)
+        meta = pf.meta
+    data = bytearray(path.read_bytes())
+    # make the freelist page a leaf page: wrong type
+    struct.pack_into("<H", data, meta.freelist * 4096 + 8, 0x02)
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match="freelist"):
+        PageFile.open(path)
+
+
+def test_meta_pointing_outside_the_file_is_invalid(path: Path) -> None:
+    with PageFile.open(path):
+        pass
+    data = bytearray(path.read_bytes())
+    for txid in (0, 1):
+        page = Meta(4096, 0, 2, 10**9, txid).pack_page(4096)
+        data[txid * 4096 : (txid + 1) * 4096] = page
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match="high-water mark"):
+        PageFile.open(path)
+
+
+LOCKER = """
+import sys, time
+from freelist import PageFile
+pf = PageFile.open(sys.argv[1])
+print("locked", flush=True)
+time.sleep(30)
+"""
+
+
+def test_second_process_cannot_open_for_writing(path: Path) -> None:
+    with PageFile.open(path):
+        pass
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(FileLockedError, match="locked"):
+            PageFile.open(path, timeout=0.1)
+        with pytest.raises(FileLockedError):
+            PageFile.open(path, readonly=True, timeout=0)
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    with PageFile.open(path, timeout=1):
+        pass
+
+
+def test_growth_remaps_and_keeps_earlier_reads(path: Path) -> None:
+    with PageFile.open(path, page_size=1024) as pf:
+        with pf.update() as tx:
+            a = tx.allocate(1)
+            tx.write(a, b"first")
+        r = pf.begin(False)
+        kept = r.read(a)
+        with pf.update() as tx:
+            big = tx.allocate(5000)  # grows the file well past its map
+            tx.write(big, b"z" * 1024 * 5000)
+            assert tx.read(big + 4999)[:1] == b"z"
+        assert kept[:5] == b"first"
+        assert r.read(a)[:5] == b"first"
+        r.rollback()
+        assert pf.stats().file_size >= (big + 5000) * 1024
+        assert os.path.getsize(path) == pf.stats().file_size
+
+
+def test_stats(path: Path, kind: str) -> None:
+    with PageFile.open(path, freelist=kind) as pf:
+        with pf.update() as tx:
+            pages = [tx.allocate(1) for _ in range(5)]
+        with pf.update() as tx:
+            for p in pages[1:4]:
+                tx.free(p)
+        s = pf.stats()
+        assert (s.page_size, s.txid, s.pending) == (4096, 3, 3 + 1)  # + the old freelist page
+        with pf.update():
+            pass
+        s = pf.stats()
+        spans = pf.freelist.free_spans()
+        assert (s.free, s.pending) == (pf.freelist.free_count, pf.freelist.pending_count)
+        assert s.free >= 2  # three freed pages, one taken by the new freelist page
+        assert (s.spans, s.largest_span) == (len(spans), max(n for _, n in spans))
+        assert s.freelist == ("HashmapFreelist" if kind == "hashmap" else "ArrayFreelist")
+        assert s.sync_freelist
