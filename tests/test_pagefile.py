@@ -145,9 +145,14 @@ def test_rollback_restores_the_freelist(path: Path, kind: str) -> None:
 def test_update_rolls_back_on_exception(path: Path, kind: str) -> None:
     with PageFile.open(path, freelist=kind) as pf:
         meta = pf.meta
-        with pytest.raises(RuntimeError), pf.update() as tx:
-            tx.allocate(1)
-            raise RuntimeError("boom")
+
+        def fail() -> None:
+            with pf.update() as tx:
+                tx.allocate(1)
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            fail()
         assert pf.meta == meta
         assert pf.check() == []
 
@@ -218,7 +223,7 @@ def test_reachability_walk_outside_the_file(path: Path) -> None:
     with PageFile.open(path, sync_freelist=False) as pf, pf.update() as tx:
         tx.allocate(1)
     with pytest.raises(ReachabilityError):
-        PageFile.open(path, reachable=lambda pf: [(10**6, 1)])
+        PageFile.open(path, reachable=lambda _pf: [(10**6, 1)])
 
 
 def test_check_finds_leaks_and_overlaps(path: Path) -> None:
