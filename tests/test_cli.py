@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
+from freelist import PageFile
 from freelist.cli import main
 
 DATA = Path(__file__).parent / "data" / "fidelity"
+BBOLT = Path(__file__).parent / "data" / "bbolt"
 
 
 def test_compare_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,3 +103,51 @@ def test_plot_without_matplotlib_is_a_clear_error(
     assert code == 2
     assert "needs matplotlib" in capsys.readouterr().err
     assert not (tmp_path / "p.png").exists()
+
+
+def _bbolt_file(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(gzip.decompress((BBOLT / f"{name}.gz").read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize("name", ["nosync-nested.db", "synced-array.db"])
+def test_check_and_inspect_bbolt_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    path = _bbolt_file(tmp_path, name)
+    want = json.loads((BBOLT / "expected.json").read_text())[name]
+    assert main(["check", str(path)]) == 0
+    assert "ok (with bbolt's tree walk)" in capsys.readouterr().out
+    assert main(["inspect", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["free_pages"] == want["free_count"]
+    assert info["meta"]["hwm"] == want["hwm"]
+    assert info["page_types"]["leaf"] == want["page_types"]["leaf"]
+    assert sum(int(k) * v for k, v in info["span_sizes"].items()) == want["free_count"]
+    assert main(["inspect", str(path)]) == 0
+    assert "runs, longest" in capsys.readouterr().out
+
+
+def test_check_nosync_without_walk_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = _bbolt_file(tmp_path, "nosync-hashmap.db")
+    assert main(["check", str(path), "--walk", "none"]) == 2
+    assert "--walk bbolt" in capsys.readouterr().err
+
+
+def test_check_reports_problems_with_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "p.db"
+    with PageFile.open(path) as pf:
+        for _ in range(2):
+            with pf.update() as tx:
+                tx.allocate(1)
+    data = bytearray(path.read_bytes())
+    data[40:48] = b"\xff" * 8  # tear meta page 0 (the newest is txid 3, page 1)
+    path.write_bytes(bytes(data))
+    assert main(["check", str(path)]) == 1
+    assert "meta page 0: checksum mismatch" in capsys.readouterr().out
+    assert main(["check", str(tmp_path / "missing.db")]) == 2
