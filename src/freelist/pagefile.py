@@ -318,15 +318,28 @@ class PageFile:
         self._fl.init(self._free_from_walk(reachable, meta.hwm))
 
     def _free_from_walk(self, reachable: Reachable, hwm: int) -> list[int]:
+        used = self._mark_reachable(reachable, hwm, None)
+        return [i for i in range(2, hwm) if not used[i]]
+
+    def _mark_reachable(
+        self, reachable: Reachable, hwm: int, problems: list[str] | None
+    ) -> bytearray:
+        """One byte per page below ``hwm``: 1 for the metas and every page the
+        walk yields.  A run outside ``[2, hwm)`` raises :class:`ReachabilityError`,
+        or, when ``problems`` is a list, is reported there with runs reached twice."""
         used = bytearray(hwm)
         used[0:2] = b"\1\1"
         for start, n in reachable(self):
             if start < 2 or n < 1 or start + n > hwm:
-                raise ReachabilityError(
-                    self._path, f"the walk names pages {start}+{n} outside [2, {hwm})"
-                )
+                msg = f"the walk names pages {start}+{n} outside [2, {hwm})"
+                if problems is None:
+                    raise ReachabilityError(self._path, msg)
+                problems.append(msg)
+                continue
+            if problems is not None and any(used[start : start + n]):
+                problems.append(f"pages {start}+{n} are reached twice (or are meta pages)")
             used[start : start + n] = b"\1" * n
-        return [i for i in range(2, hwm) if not used[i]]
+        return used
 
     def _freelist_ids(self, meta: Meta) -> list[int]:
         ps = self._page_size
@@ -623,27 +636,17 @@ class PageFile:
             if any(i < 2 or i >= meta.hwm for i in free):
                 problems.append("free or pending pages outside [2, hwm)")
             if reachable is not None:
-                seen = bytearray(meta.hwm)
-                seen[0:2] = b"\1\1"
-                for p in own:
-                    if p < meta.hwm:
-                        seen[p] = 1
-                for start, n in reachable(self):
-                    if start < 2 or start + n > meta.hwm:
-                        problems.append(f"reachable pages {start}+{n} outside [2, {meta.hwm})")
-                        continue
-                    for p in range(start, start + n):
-                        if seen[p]:
-                            problems.append(
-                                f"page {p} is reachable twice (or is a meta/freelist page)"
-                            )
-                        seen[p] = 1
-                        if p in free:
-                            problems.append(f"page {p} is both reachable and free")
-                for p in free:
+                used = self._mark_reachable(reachable, meta.hwm, problems)
+                for p in sorted(own):
+                    if p < meta.hwm and used[p]:
+                        problems.append(f"the freelist's page {p} is also reachable")
+                    used[p] = 1
+                for p in sorted(free):
                     if 0 <= p < meta.hwm:
-                        seen[p] = 1
-                lost = [p for p in range(meta.hwm) if not seen[p]]
+                        if used[p]:
+                            problems.append(f"page {p} is both reachable and free")
+                        used[p] = 1
+                lost = [p for p in range(meta.hwm) if not used[p]]
                 if lost:
                     problems.append(
                         f"{len(lost)} page(s) neither reachable nor free, first {lost[:5]}"
