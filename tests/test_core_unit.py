@@ -92,6 +92,22 @@ def test_build_rejects_bad_ids(make: FreelistFactory, ids: list[Any], error: typ
         make(ids)
 
 
+class _Index:
+    """An int-like object (as NumPy integers are): accepted where an int is."""
+
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+    def __index__(self) -> int:
+        return self.v
+
+
+def test_build_checks_every_odd_id_not_only_the_first(make: FreelistFactory) -> None:
+    assert checked(make([_Index(3), 4, _Index(5)])).free_page_ids() == [3, 4, 5]
+    with pytest.raises(InvalidTypeError):
+        make([_Index(3), 4, 5.5])
+
+
 def test_errors_share_one_base_and_the_builtins() -> None:
     for exc in (InvalidTypeError, InvalidPageIdsError, MetaPageError, DoubleFreeError):
         assert issubclass(exc, FreelistError)

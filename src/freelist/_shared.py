@@ -96,12 +96,9 @@ def validate_ids(ids: Iterable[int]) -> list[int]:
     lst = list(ids)
     if not lst:
         return lst
-    types = set(map(type, lst))
-    if types != {int}:
-        bad = next(x for x in lst if type(x) is not int)
-        if isinstance(bad, bool) or not hasattr(type(bad), "__index__"):
-            raise InvalidTypeError(f"page ids must be ints, got {type(bad).__name__}")
-        lst = [operator.index(x) for x in lst]
+    if set(map(type, lst)) != {int}:
+        # Every odd one is checked: _as_int refuses bools and non-integers.
+        lst = [x if type(x) is int else _as_int(x, "page id") for x in lst]
     if not all(map(operator.lt, lst, islice(lst, 1, None))):
         for i in range(1, len(lst)):
             if lst[i - 1] >= lst[i]:
