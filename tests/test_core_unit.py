@@ -507,6 +507,13 @@ def test_rollback_of_an_older_transaction_drops_its_records(make: FreelistFactor
     assert checked(fl).pending_page_ids() == {7: [a]}
 
 
+def test_allocate_refuses_runs_past_the_largest_page_id(make: FreelistFactory) -> None:
+    fl = make(BBOLT_IDS)
+    with pytest.raises(InvalidArgumentError):
+        fl.allocate(2, 1 << 64)
+    assert checked(fl).free_page_ids() == BBOLT_IDS
+
+
 def test_rollback_of_unknown_txid_is_a_no_op(make: FreelistFactory) -> None:
     fl = make(BBOLT_IDS)
     fl.free(3, 40)

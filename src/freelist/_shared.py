@@ -298,11 +298,15 @@ class SharedFreelist:
         Runtime complexity: see the subclass (array: O(F) scan; hashmap: O(1)
         expected for an exact fit, O(log D) otherwise).
         """
-        if type(txid) is not int or type(n) is not int or not (0 < txid <= MAX_ID and n > 0):
+        if (
+            type(txid) is not int
+            or type(n) is not int
+            or not (0 < txid <= MAX_ID and 0 < n <= MAX_ID)
+        ):
             txid = _check_txid(txid)
             n = _as_int(n, "n")
-            if n < 1:
-                raise InvalidArgumentError(f"n must be at least 1, got {n}")
+            if not 1 <= n <= MAX_ID:
+                raise InvalidArgumentError(f"n must be in [1, 2**64-1], got {n}")
         start = self._take(n)
         if start:
             self._allocs[start] = txid
@@ -526,11 +530,13 @@ class SharedFreelist:
     def rollback(self, txid: int) -> None:
         """Undo the frees and allocations of transaction ``txid``.
 
-        Pages ``txid`` freed are in use again (their allocation records come
-        back, as in bbolt).  When ``txid`` is the transaction that allocated last
-        (bbolt has one writer at a time), the runs it allocated go back to the
-        free set, which bbolt achieves by re-reading its freelist page.  For an
-        older ``txid`` only its allocation records are dropped, as in bbolt.
+        Pages ``txid`` freed are in use again (the allocation record of each
+        freed run's first page comes back, as in bbolt).  When ``txid`` is the
+        transaction that allocated last (bbolt has one writer at a time and only
+        ever rolls back that writer), the runs it allocated go back to the free
+        set, which bbolt achieves by re-reading its freelist page.  For an older
+        ``txid`` only its allocation records are dropped: the pages it allocated
+        stay in use, since a later transaction may already depend on them.
 
         :raises InvalidTypeError: ``txid`` is not an int.
         :raises InvalidArgumentError: ``txid < 1`` or above 2**64-1.
