@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,15 @@ def test_seed_scenario_shape() -> None:
         ("H 10\nA 1\nF 0\nF 0\n", "already freed"),
         ("H 10\nD 9 2\n", "outside the file"),
         ("H 10\nD 1 1\n", "outside the file"),
+        ("H 10\nS 4 2\nD 5 1\n", "overlaps the initial free run 4\\+2"),
+        ("H 10\nS 4 2\nD 2 3\n", "overlaps the initial free run"),
+        ("H 20\nD 3 1\nC\nD 3 1\n", "page 3 was already freed by an earlier D"),
+        ("H 20\nD 3 4\nC\nD 6 2\n", "page 6 was already freed by an earlier D"),
+        ("H 10\nC 1\n", "takes no numbers"),
+        ("H\n", "takes 1 number"),
+        ("H 1\n", "below 2"),
+        ("H 10\nS 2 0\n", "below 1"),
+        ("H 10\nD 3 0\n", "below 1"),
         ("H 10\nX 1\n", "unknown operation"),
         ("H 10\nA 1\nS 2 1\n", "after the first operation"),
         ("", "no 'H' line"),
@@ -112,10 +122,53 @@ def test_comments_and_blank_lines_are_skipped() -> None:
     assert trace.lines == [5, 6]
 
 
-def test_replay_reports_the_line_of_a_refused_free() -> None:
-    trace = parse(["H 20", "S 2 2", "A 1", "C", "D 5 1", "D 5 1"])
-    with pytest.raises(TraceError, match="line 6"):
-        replay(trace, "hashmap")
+def _holding(kind: str, page: int) -> Callable[[list[int]], ArrayFreelist | HashmapFreelist]:
+    """A factory whose freelist already holds ``page`` pending (freed by txid 1,
+    so the trace's first commit, txid 2, makes it free).
+
+    A trace that parses cannot free a page twice by itself (parse refuses a
+    repeated F or D), so a refusal at replay needs a freelist that knows more
+    than the trace: here one page the trace thinks is in use.
+    """
+
+    def make(ids: list[int]) -> ArrayFreelist | HashmapFreelist:
+        fl = ArrayFreelist(ids) if kind == "array" else HashmapFreelist(ids)
+        fl.free(1, page)
+        return fl
+
+    return make
+
+
+@pytest.mark.parametrize("kind", ["array", "hashmap"])
+def test_replay_reports_file_and_line_of_a_refused_free(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.trace"
+    path.write_text("H 12\nS 2 2\n# a comment\nA 1\nC\nD 8 3\n")
+    trace = read(path)
+    assert [op[0] for op in trace.ops] == ["A", "C", "D"]  # it parses
+    with pytest.raises(TraceError) as info:
+        replay(trace, _holding(kind, 9))
+    message = str(info.value)
+    assert message.startswith(f"{path}:6: D 8 3: "), message
+    assert "page 9 is already free" in message
+
+
+@pytest.mark.parametrize("kind", ["array", "hashmap"])
+def test_refused_operation_changes_nothing(kind: str) -> None:
+    # D 8 3 covers pages 8, 9 and 10; page 9 is free already, so the whole
+    # free is refused and neither 8 nor 10 becomes pending.
+    trace = parse(["H 12", "S 2 2", "A 1", "C", "D 8 3"])
+    made: list[ArrayFreelist | HashmapFreelist] = []
+
+    def factory(ids: list[int]) -> ArrayFreelist | HashmapFreelist:
+        made.append(_holding(kind, 9)(ids))
+        return made[0]
+
+    with pytest.raises(TraceError):
+        replay(trace, factory)
+    (fl,) = made
+    assert fl.free_page_ids() == [3, 9]  # page 2 went to the allocation
+    assert fl.pending_page_ids() == {}
+    fl._check()
 
 
 def test_replay_grows_at_the_high_water_mark() -> None:
@@ -132,6 +185,93 @@ def test_replay_with_sync_gives_the_same_result() -> None:
         synced = replay(trace, kind, sync=True)
         assert synced.sync
         assert (plain.final_hwm, plain.free_sha256) == (synced.final_hwm, synced.free_sha256)
+
+
+class _Recorder:
+    """Wrap a freelist: record what allocate returns and what page_id_array gives."""
+
+    def __init__(self, fl: ArrayFreelist | HashmapFreelist) -> None:
+        self.fl = fl
+        self.allocated: list[int] = []
+        self.serialised: list[tuple[list[int], list[int], int]] = []
+
+    def allocate(self, txid: int, n: int) -> int:
+        s = self.fl.allocate(txid, n)
+        self.allocated.append(s)
+        return s
+
+    def free(self, txid: int, start: int, n: int = 1) -> None:
+        self.fl.free(txid, start, n)
+
+    def release(self, txid: int) -> None:
+        self.fl.release(txid)
+
+    def page_id_array(self) -> object:
+        pending = sorted(p for ids in self.fl.pending_page_ids().values() for p in ids)
+        want = sorted(self.fl.free_page_ids() + pending)
+        got = self.fl.page_id_array()
+        self.serialised.append((list(got), want, len(pending)))
+        return got
+
+    def free_page_ids(self) -> list[int]:
+        return self.fl.free_page_ids()
+
+    def free_spans(self) -> list[tuple[int, int]]:
+        return self.fl.free_spans()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("kind", ["array", "hashmap", "bbolt"])
+def test_replay_matches_a_model_of_the_file(scenario: str, kind: str) -> None:
+    """Every allocation takes free pages, every free gives back in-use pages, and
+    the final free set is what a page-by-page model of the file says."""
+    trace = generate(scenario, 600, 60, seed=5)
+    ids = trace.free_ids()
+    fl = (
+        ArrayFreelist(ids)
+        if kind == "array"
+        else HashmapFreelist(ids, policy="best-fit" if kind == "hashmap" else "bbolt")
+    )
+    rec = _Recorder(fl)
+    result = replay(trace, lambda _ids: rec, sync=True)  # type: ignore[arg-type,return-value]
+    free = set(ids)
+    hwm = trace.hwm
+    runs: list[tuple[int, int]] = []
+    allocated = iter(rec.allocated)
+    for code, a, b in trace.ops:
+        if code == "A":
+            s = next(allocated)
+            if s:
+                run = set(range(s, s + a))
+                assert run <= free, "allocated pages that were not free"
+                free -= run
+            else:
+                s, hwm = hwm, hwm + a
+            runs.append((s, a))
+        elif code in "FD":
+            s, n = runs[a] if code == "F" else (a, b)
+            run = set(range(s, s + n))
+            assert not run & free, "freed pages that were free"
+            free |= run
+    assert result.final_hwm == hwm
+    assert fl.free_page_ids() == sorted(free)
+    assert result.free_sha256 == free_sha256(sorted(free))
+    assert result.spans == len(fl.free_spans())
+    fl._check()
+    # with sync, each commit wrote the free and the pending ids, sorted
+    assert len(rec.serialised) == sum(1 for op in trace.ops if op[0] == "C")
+    assert any(pending for _, _, pending in rec.serialised), "pending ids were never written"
+    for got, want, _ in rec.serialised:
+        assert got == want
+
+
+def test_seed_trace_keeps_its_mix_when_the_file_is_small() -> None:
+    # 300 free pages in a ~1,200-page file: D runs out of in-use pages early and
+    # becomes F of live allocations, so transactions keep about 10 operations.
+    trace = generate("seed", 300, 600, seed=1)
+    commits = sum(1 for op in trace.ops if op[0] == "C")
+    assert commits == 600
+    assert len(trace.ops) / commits > 8
 
 
 def test_read_errors(tmp_path: Path) -> None:
