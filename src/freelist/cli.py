@@ -143,6 +143,7 @@ def _table_cells(row: dict[str, Any]) -> list[str]:
     a, h = row["array"], row["hashmap"]
     start = int(row["start_hwm"])
     return [
+        str(row["scenario"]),
         f"{row['free_pages']:,}",
         _fmt_s(a["total_ns"]),
         _fmt_s(h["total_ns"]),
@@ -153,7 +154,16 @@ def _table_cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
-HEADERS = ["free pages", "array", "hashmap", "speed-up", "grown a/h", "spans a/h", "largest a/h"]
+HEADERS = [
+    "scenario",
+    "free pages",
+    "array",
+    "hashmap",
+    "speed-up",
+    "grown a/h",
+    "spans a/h",
+    "largest a/h",
+]
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -170,10 +180,13 @@ def _print_table(rows: list[dict[str, Any]], title: str) -> None:
         return
     table = Table(title=title, caption="a/h: array / hashmap; grown: pages the file grew by")
     for i, h in enumerate(HEADERS):
-        table.add_column(h, justify="left" if i == 0 else "right")
+        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=True)
     for r in rows:
         table.add_row(*_table_cells(r))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=132)  # a pipe or a file: don't wrap at 80 columns
+    console.print(table)
 
 
 def _pyplot() -> Any:
@@ -216,29 +229,45 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         f"{', freelist synced at every commit' if args.sync else ''}"
     )
     if args.plot:
-        _pyplot()  # fail before the long run, not after it
+        # fail before the long run, not after it
+        if not args.plot.lower().endswith((".png", ".svg")):
+            raise FreelistError(f"{args.plot}: --plot writes .png or .svg files")
+        _pyplot()
     rows: list[dict[str, Any]]
-    if args.json:
-        rows = _compare_rows(args, lambda _msg: None)
+    try:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+    except ImportError:
+        # Plain text: one line per step on stderr, so stdout stays the table or JSON.
+        rows = _compare_rows(args, lambda msg: print(msg, file=sys.stderr, flush=True))
     else:
-        try:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-        except ImportError:
-            rows = _compare_rows(args, lambda msg: print(msg, file=sys.stderr, flush=True))
-        else:
-            steps = len(args.free_pages) * (1 + 2 * args.repeat)
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                transient=True,
-            ) as progress:
-                task = progress.add_task("starting", total=steps)
+        steps = len(args.free_pages) * (1 + 2 * args.repeat)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("starting", total=steps)
+            done = 0
 
-                def tick(msg: str) -> None:
-                    progress.update(task, description=msg, advance=1)
+            def tick(msg: str) -> None:
+                # Called as each step starts: the steps before it are complete.
+                nonlocal done
+                progress.update(task, description=msg, completed=done)
+                done += 1
 
-                rows = _compare_rows(args, tick)
+            rows = _compare_rows(args, tick)
     if args.plot:
         _plot(rows, args.plot, title)
     if args.json:
