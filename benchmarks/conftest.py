@@ -1,16 +1,33 @@
 """Shared fixtures of the benchmark suite.
 
-Free-list sizes come from FREELIST_BENCH_SIZES (comma-separated, default
-1000,10000,100000,1000000).  Under ``--benchmark-disable`` (the smoke mode CI
-runs) the default shrinks to 1000,10000 so the suite only proves it still
-works.  Replays of the array at 10^6 free pages take about half a minute each;
-they run only when FREELIST_BENCH_FULL=1.
+Sizes.  Free-list sizes come from ``FREELIST_BENCH_SIZES`` (comma-separated,
+default ``1000,10000,100000,1000000``).  Under ``--benchmark-disable`` (the
+smoke mode CI runs, each benchmark called once) the default shrinks to
+``1000,10000`` so the suite only proves it still works.
+
+Fragmentation.  Every layout puts ``size`` free pages in runs separated by
+in-use gaps, in a file about four times as large:
+
+``1-2``
+    runs of one or two pages, the seed's case (the most fragmented);
+``pow2``
+    runs of 1, 2, 4, ... 64 pages (mixed sizes);
+``long``
+    runs of 64 to 256 pages (little fragmentation).
+
+Freelists are built once per session for each (kind, size, fragmentation) and
+shared: every benchmark gives back what it takes, and the fixture checks that
+after the test (a freelist left changed is dropped from the cache and rebuilt).
+
+Replays of the array at 10^6 free pages take about half a minute each; they
+run only when ``FREELIST_BENCH_FULL=1``.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable, Iterator
 from functools import cache
 
 import pytest
@@ -21,13 +38,23 @@ from freelist._shared import SharedFreelist
 FULL_SIZES = [1_000, 10_000, 100_000, 1_000_000]
 SMOKE_SIZES = [1_000, 10_000]
 KINDS = ["array", "hashmap"]
+FRAGS = ["1-2", "pow2", "long"]
+
+#: The longest run of each layout (an allocation one page longer always fails).
+LONGEST = {"1-2": 2, "pow2": 64, "long": 256}
 
 
 def sizes(config: pytest.Config) -> list[int]:
+    """The free-list sizes to run (see the module docs)."""
     env = os.environ.get("FREELIST_BENCH_SIZES")
     if env:
-        return [int(x) for x in env.split(",") if x.strip()]
+        return [int(x.replace("_", "")) for x in env.split(",") if x.strip()]
     return SMOKE_SIZES if config.getoption("benchmark_disable") else FULL_SIZES
+
+
+def smoke(config: pytest.Config) -> bool:
+    """Whether the suite runs in smoke mode (``--benchmark-disable``)."""
+    return bool(config.getoption("benchmark_disable"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -37,25 +64,61 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("kind", KINDS)
 
 
+def _run_length(r: random.Random, frag: str) -> int:
+    if frag == "1-2":
+        return 1 if r.random() < 0.6 else 2
+    if frag == "pow2":
+        return 1 << r.randrange(7)
+    return r.randint(64, 256)
+
+
 @cache
 def free_ids(size: int, frag: str) -> tuple[int, ...]:
-    """``size`` free ids in runs of 1..2 (or 1..64) pages, in a file about 4x as large."""
+    """``size`` free ids in runs laid out as ``frag`` says, in a file about 4x as large."""
     r = random.Random(f"{size}/{frag}")
-    top = 2 if frag == "1-2" else 64
     ids: list[int] = []
     p = 2
     while len(ids) < size:
-        n = r.randint(1, top)
-        p += r.randint(1, 3 * n)  # in-use gap: on average three times the run
+        n = _run_length(r, frag)
+        p += r.randint(1, 5 * n)  # in-use gap: on average three times the run
         ids.extend(range(p, p + n))
         p += n
     return tuple(ids[:size])
 
 
 def build(kind: str, size: int, frag: str = "1-2") -> SharedFreelist:
+    """A new freelist of ``kind`` over :func:`free_ids`."""
     ids = free_ids(size, frag)
     return ArrayFreelist(ids) if kind == "array" else HashmapFreelist(ids)
 
 
+_BUILT: dict[tuple[str, int, str], SharedFreelist] = {}
+
+
+@pytest.fixture
+def freelist() -> Iterator[Callable[[str, int, str], SharedFreelist]]:
+    """Get the session's shared freelist for (kind, size, frag).
+
+    After the test, a freelist whose free or pending count changed is dropped
+    from the cache, so the next test gets a fresh one.
+    """
+    used: list[tuple[str, int, str]] = []
+
+    def get(kind: str, size: int, frag: str) -> SharedFreelist:
+        key = (kind, size, frag)
+        fl = _BUILT.get(key)
+        if fl is None:
+            fl = _BUILT[key] = build(kind, size, frag)
+        used.append(key)
+        return fl
+
+    yield get
+    for key in used:
+        fl = _BUILT.get(key)
+        if fl is not None and (fl.free_count != key[1] or fl.pending_count):
+            del _BUILT[key]
+
+
 def full_runs() -> bool:
+    """Whether ``FREELIST_BENCH_FULL=1`` asks for the array's 10^6 replays."""
     return os.environ.get("FREELIST_BENCH_FULL") == "1"
