@@ -1,17 +1,25 @@
-"""Shared test configuration: Hypothesis profiles and the freelist-class fixture.
+"""Shared test configuration: Hypothesis profiles and the freelist fixtures.
 
-Profiles (choose with FREELIST_HYPOTHESIS_PROFILE):
+Profiles (``FREELIST_HYPOTHESIS_PROFILE=<name>`` chooses one explicitly):
 
-* ``ci``: loaded when the ``CI`` variable is set; derandomised so CI runs repeat,
-  with more examples than Hypothesis's own ``ci`` profile, which this replaces.
-* ``dev``: the default locally, random, quick.
-* ``thorough``: thousands of examples and long state-machine runs, for a soak.
+* ``ci``: loaded when the ``CI`` variable is set.  Derandomised, so a CI run
+  repeats exactly; 200 examples per property (Hypothesis's own ``ci`` profile,
+  which this one replaces under the same name, runs 100) and failing examples
+  printed as a reproduction blob.
+* ``dev``: the default on a workstation: random, 100 examples, no deadline.
+* ``thorough``: a soak run: thousands of examples and long state machines.
+
+Hypothesis loads its built-in ``ci`` profile by itself when ``CI`` is set; the
+profile registered here under that name replaces it, and is then loaded
+explicitly, so ours is the one in force.  ``pytest --hypothesis-profile=...``
+still overrides the choice, because the plugin applies it after this file runs.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -19,37 +27,62 @@ from hypothesis import HealthCheck, settings
 from freelist import ArrayFreelist, HashmapFreelist
 from freelist._shared import SharedFreelist
 
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    deadline=None,
-    max_examples=300,
-    stateful_step_count=60,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("dev", deadline=None, max_examples=100, stateful_step_count=50)
-settings.register_profile(
-    "thorough",
-    deadline=None,
-    max_examples=3000,
-    stateful_step_count=200,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile(
-    os.environ.get("FREELIST_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
-)
+#: The profiles, by name; tests/test_freelist.py checks the one in force.
+PROFILES: dict[str, dict[str, object]] = {
+    "ci": {
+        "derandomize": True,
+        "deadline": None,
+        "max_examples": 200,
+        "stateful_step_count": 50,
+        "print_blob": True,
+        "suppress_health_check": [HealthCheck.too_slow],
+    },
+    "dev": {
+        "deadline": None,
+        "max_examples": 100,
+        "stateful_step_count": 50,
+    },
+    "thorough": {
+        "deadline": None,
+        "max_examples": 2500,
+        "stateful_step_count": 200,
+        "suppress_health_check": [HealthCheck.too_slow],
+    },
+}
+
+for _name, _kwargs in PROFILES.items():
+    settings.register_profile(_name, **_kwargs)
+
+
+def chosen_profile(environ: Mapping[str, str] = os.environ) -> str:
+    """The profile to load: the explicit choice, else ``ci`` on CI, else ``dev``."""
+    explicit = environ.get("FREELIST_HYPOTHESIS_PROFILE")
+    if explicit:
+        return explicit
+    return "ci" if environ.get("CI") else "dev"
+
+
+PROFILE = chosen_profile()
+settings.load_profile(PROFILE)
 
 FreelistFactory = Callable[..., SharedFreelist]
 
+#: Every freelist the protocol tests run on, by test id.  ``hashmap-bbolt`` is
+#: the hashmap with bbolt's allocation rule (exact fit, else a random larger run).
 FACTORIES: dict[str, FreelistFactory] = {
     "array": ArrayFreelist,
     "hashmap": HashmapFreelist,
-    "hashmap-bbolt": lambda ids=(): HashmapFreelist(ids, policy="bbolt", seed=7),
+    "hashmap-bbolt": functools.partial(HashmapFreelist, policy="bbolt", seed=7),
 }
+
+
+@pytest.fixture(params=list(FACTORIES))
+def freelist_cls(request: pytest.FixtureRequest) -> FreelistFactory:
+    """A freelist class (or the bbolt-policy hashmap): ``freelist_cls(ids)``."""
+    return FACTORIES[request.param]
 
 
 @pytest.fixture(params=sorted(FACTORIES))
 def make(request: pytest.FixtureRequest) -> FreelistFactory:
-    """Build a freelist of each kind: ``make(ids)``."""
+    """The same factories under the older name (tests/test_core_*.py use it)."""
     return FACTORIES[request.param]
