@@ -151,3 +151,22 @@ def test_check_reports_problems_with_exit_1(
     assert main(["check", str(path)]) == 1
     assert "meta page 0: checksum mismatch" in capsys.readouterr().out
     assert main(["check", str(tmp_path / "missing.db")]) == 2
+
+
+def test_plot_to_a_missing_folder_fails_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "no" / "such" / "p.png"
+    assert main(["compare", "--free-pages", "300", "--txs", "5", "--plot", str(target)]) == 2
+    captured = capsys.readouterr()
+    assert "no writable folder" in captured.err
+    assert "generating" not in captured.err  # nothing ran
+    assert captured.out == ""
+
+
+def test_plot_with_an_unknown_suffix_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(["compare", "--free-pages", "300", "--txs", "5", "--plot", str(tmp_path / "p.pdf")])
+    assert code == 2
+    assert "png or .svg" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -52,7 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "the hashmap freelist, and print completion time, speed-up, file growth and "
         "final fragmentation.",
     )
-    cmp.add_argument("--scenario", choices=SCENARIOS, default="seed")
+    cmp.add_argument(
+        "--scenario", choices=SCENARIOS, default="seed", help="workload shape (default seed)"
+    )
     cmp.add_argument(
         "--free-pages",
         type=_positive,
@@ -72,18 +75,39 @@ def _build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--plot", metavar="FILE", help="draw time vs free-list size (png or svg)")
     cmp.set_defaults(func=_cmd_compare)
 
-    tr = sub.add_parser("trace", help="generate a workload trace")
-    tr.add_argument("--scenario", choices=SCENARIOS, default="seed")
-    tr.add_argument("--free-pages", type=_positive, default=100_000, metavar="N")
-    tr.add_argument("--txs", type=_positive, default=2000)
-    tr.add_argument("--seed", type=int, default=1)
+    tr = sub.add_parser(
+        "trace",
+        help="generate a workload trace",
+        description="Write a workload trace (H, S, A, F, D and C lines; see the docs' "
+        "CLI page) for a scenario; the same arguments always give the same trace.",
+    )
+    tr.add_argument("--scenario", choices=SCENARIOS, default="seed", help="workload shape")
+    tr.add_argument(
+        "--free-pages",
+        type=_positive,
+        default=100_000,
+        metavar="N",
+        help="free pages at the start (default %(default)s)",
+    )
+    tr.add_argument("--txs", type=_positive, default=2000, help="transactions (default 2000)")
+    tr.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     tr.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     tr.set_defaults(func=_cmd_trace)
 
-    rp = sub.add_parser("replay", help="replay a trace on one freelist; print one JSON object")
-    rp.add_argument("trace", metavar="TRACE")
-    rp.add_argument("--freelist", choices=["array", "hashmap"], default="hashmap")
-    rp.add_argument("--policy", choices=POLICIES, default="best-fit")
+    rp = sub.add_parser(
+        "replay",
+        help="replay a trace on one freelist; print one JSON object",
+        description="Replay TRACE on a new freelist and print one JSON object: the "
+        "freelist, the times (ns) of the replay loop by operation kind, file growth "
+        "and the final free set (count, runs, SHA-256 of the sorted ids).",
+    )
+    rp.add_argument("trace", metavar="TRACE", help="a trace file (see `freelist trace`)")
+    rp.add_argument(
+        "--freelist", choices=["array", "hashmap"], default="hashmap", help="default hashmap"
+    )
+    rp.add_argument(
+        "--policy", choices=POLICIES, default="best-fit", help="hashmap policy (default best-fit)"
+    )
     rp.add_argument("--sync", action="store_true", help="build the freelist page at every commit")
     rp.set_defaults(func=_cmd_replay)
 
@@ -232,6 +256,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         # fail before the long run, not after it
         if not args.plot.lower().endswith((".png", ".svg")):
             raise FreelistError(f"{args.plot}: --plot writes .png or .svg files")
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise FreelistError(f"{args.plot}: cannot write the plot: no writable folder {folder}")
         _pyplot()
     rows: list[dict[str, Any]]
     try:
