@@ -1,4 +1,4 @@
-"""Shared test configuration: Hypothesis profiles and the freelist fixtures.
+"""Shared test configuration: Hypothesis profiles and the freelist fixture.
 
 Profiles (``FREELIST_HYPOTHESIS_PROFILE=<name>`` chooses one explicitly):
 
@@ -79,10 +79,4 @@ FACTORIES: dict[str, FreelistFactory] = {
 @pytest.fixture(params=list(FACTORIES))
 def freelist_cls(request: pytest.FixtureRequest) -> FreelistFactory:
     """A freelist class (or the bbolt-policy hashmap): ``freelist_cls(ids)``."""
-    return FACTORIES[request.param]
-
-
-@pytest.fixture(params=sorted(FACTORIES))
-def make(request: pytest.FixtureRequest) -> FreelistFactory:
-    """The same factories under the older name (tests/test_core_*.py use it)."""
     return FACTORIES[request.param]

@@ -6,15 +6,16 @@ class's own allocation rule, and calls :func:`check` (the class's ``_check()``
 plus the cross-checks of the public views) after every step.
 
 Expected values come from reasoning written next to them or from the small,
-deliberately naive helpers below (set-based, one page at a time), never from
-running the code under test.
+deliberately naive helpers of ``tests/model.py`` (set-based, one page at a
+time), never from running the code under test.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -35,99 +36,18 @@ from freelist import (
 from freelist._shared import MAX_ID, SharedFreelist
 
 from .conftest import FACTORIES, PROFILE, PROFILES, FreelistFactory, chosen_profile
+from .model import (
+    allowed_starts,
+    check,
+    kept_by_release_pending,
+    maximal_runs,
+    observe,
+    released_by_range,
+)
 from .strategies import free_id_lists, non_ints, run_lengths, txids
 
 # ---------------------------------------------------------------------------
-# Naive reference helpers (page sets, no cleverness).
-
-
-def maximal_runs(pages: set[int] | list[int]) -> list[tuple[int, int]]:
-    """The maximal runs ``(start, length)`` of a set of pages, by start."""
-    out: list[tuple[int, int]] = []
-    for p in sorted(pages):
-        if out and out[-1][0] + out[-1][1] == p:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-        else:
-            out.append((p, 1))
-    return out
-
-
-def first_fit(pages: set[int], n: int) -> int:
-    """The lowest start of ``n`` consecutive pages in ``pages`` (0: none)."""
-    for p in sorted(pages):
-        if all(p + i in pages for i in range(n)):
-            return p
-    return 0
-
-
-def best_fit(pages: set[int], n: int) -> int:
-    """The start of the shortest maximal run of at least ``n`` pages, lowest start on ties."""
-    fits = [(length, start) for start, length in maximal_runs(pages) if length >= n]
-    return min(fits)[1] if fits else 0
-
-
-def kind_of(fl: SharedFreelist) -> str:
-    if isinstance(fl, ArrayFreelist):
-        return "array"
-    assert isinstance(fl, HashmapFreelist)
-    return "hashmap" if fl.policy == "best-fit" else "hashmap-bbolt"
-
-
-def expected_choice(fl: SharedFreelist, free: set[int], n: int) -> set[int]:
-    """The starts the freelist's documented rule allows for ``allocate(n)``."""
-    kind = kind_of(fl)
-    if kind == "array":
-        return {first_fit(free, n)}
-    if kind == "hashmap":
-        return {best_fit(free, n)}
-    runs = maximal_runs(free)
-    exact = [s for s, length in runs if length == n]
-    if exact:
-        return {min(exact)}
-    larger = {s for s, length in runs if length > n}
-    return larger or {0}
-
-
-# ---------------------------------------------------------------------------
-# Observation and checking.
-
-
-def observe(fl: SharedFreelist) -> dict[str, Any]:
-    """Everything a caller can see, plus the allocation records (a failed call
-    must not even drop one of those)."""
-    return {
-        "free": fl.free_page_ids(),
-        "spans": fl.free_spans(),
-        "pending": fl.pending_page_ids(),
-        "all": fl.all_page_ids(),
-        "array": fl.page_id_array().tolist(),
-        "free_count": fl.free_count,
-        "pending_count": fl.pending_count,
-        "count": fl.count,
-        "readers": fl.readers,
-        "allocs": dict(fl._allocs),
-    }
-
-
-def check(fl: SharedFreelist) -> SharedFreelist:
-    """The class's own invariant, and the public views agreeing with each other."""
-    fl._check()
-    free = fl.free_page_ids()
-    pending = fl.pending_page_ids()
-    pend_pages = [p for ids in pending.values() for p in ids]
-    assert free == sorted(set(free)), "free ids not sorted and unique"
-    assert len(pend_pages) == len(set(pend_pages)), "a page pending for two txids"
-    assert set(free).isdisjoint(pend_pages)
-    assert all(ids == sorted(ids) and ids for ids in pending.values())
-    assert fl.free_count == len(free)
-    assert fl.pending_count == len(pend_pages)
-    assert fl.count == len(free) + len(pend_pages)
-    assert fl.all_page_ids() == sorted(free + pend_pages)
-    ids = fl.page_id_array()
-    assert ids.typecode == "Q"
-    assert ids.tolist() == sorted(free + pend_pages)
-    assert fl.free_spans() == maximal_runs(free)
-    return fl
+# Helpers that drive a freelist into a given state.
 
 
 def raises_unchanged(
@@ -150,6 +70,21 @@ def allocate_at(fl: SharedFreelist, txid: int, start: int, n: int) -> None:
     assert fl.allocate(txid, n) == start
     fl.init(rest)
     check(fl)
+
+
+def free_with_origins(
+    fl: SharedFreelist, ids: Iterable[int], origins: Iterable[tuple[int, int]], n: int = 1
+) -> None:
+    """Free the run of ``n`` pages at each of ``ids``, the matching ``(A, F)`` of
+    ``origins`` saying which txid allocated it (0: unknown, so not allocated
+    through ``fl``) and which txid frees it."""
+    runs = list(zip(ids, origins, strict=True))
+    for pid, (alloc, _) in runs:
+        if alloc:
+            allocate_at(fl, alloc, pid, n)
+    for pid, (_, freed) in runs:
+        fl.free(freed, pid, n)
+        check(fl)
 
 
 BBOLT_IDS = [3, 4, 5, 6, 7, 9, 12, 13, 18]
@@ -233,6 +168,7 @@ def test_build_from_a_list(freelist_cls: FreelistFactory) -> None:
 
 
 def test_build_accepts_the_largest_page_id(freelist_cls: FreelistFactory) -> None:
+    assert MAX_ID == (1 << 64) - 1  # page ids and txids are unsigned 64-bit on disk
     fl = check(freelist_cls([MAX_ID - 1, MAX_ID]))
     assert fl.page_id_array().tolist() == [MAX_ID - 1, MAX_ID]
     assert fl.allocate(1, 2) == MAX_ID - 1
@@ -252,12 +188,25 @@ class Idx:
         return self.value
 
 
-def test_index_integers_are_accepted(freelist_cls: FreelistFactory) -> None:
-    fl = check(freelist_cls([Idx(2), Idx(3), Idx(4)]))
+@pytest.mark.parametrize(
+    "ids", [[Idx(2), Idx(3), Idx(4)], [Idx(2), 3, Idx(4)]], ids=["all-index", "mixed"]
+)
+def test_index_integers_are_accepted(freelist_cls: FreelistFactory, ids: list[Any]) -> None:
+    fl = check(freelist_cls(ids))
     assert fl.free_page_ids() == [2, 3, 4]
     assert all(type(x) is int for x in fl.free_page_ids())
     assert fl.allocate(Idx(5), Idx(2)) == 2  # the first fit, the best fit and the only fit
     check(fl)
+    fl.free(Idx(6), Idx(40), Idx(2))
+    fl.free(Idx(6), Idx(2))
+    check(fl)
+    assert fl.pending_page_ids() == {6: [2, 40, 41]}
+    assert all(type(x) is int for pend in fl.pending_page_ids().values() for x in pend)
+    assert fl._pending[6][1] == (2, 1, 5)  # page 2 was allocated by txid 5
+    assert fl.freed(Idx(41))
+    fl.release(Idx(6))
+    check(fl)
+    assert fl.free_page_ids() == [2, 4, 40, 41]
 
 
 @pytest.mark.parametrize(
@@ -289,12 +238,13 @@ def test_every_id_is_type_checked_not_only_the_first_odd_one(bad: object) -> Non
     first id that is not exactly an ``int`` is a valid integer-like object and
     the bad one comes after it (and ``True`` must not pass as page 1)."""
     for factory in FACTORIES.values():
-        with pytest.raises(InvalidTypeError):
-            factory([Idx(2), bad])
-        fl = factory([5])
-        fl.free(3, 9)
-        raises_unchanged(fl, InvalidTypeError, functools.partial(fl.init, [Idx(2), bad]))
-        raises_unchanged(fl, InvalidTypeError, functools.partial(fl.reload, [Idx(2), bad]))
+        for ids in ([Idx(2), bad], [Idx(2), 3, bad]):
+            with pytest.raises(InvalidTypeError):
+                factory(ids)
+            fl = factory([5])
+            fl.free(3, 9)
+            raises_unchanged(fl, InvalidTypeError, functools.partial(fl.init, ids))
+            raises_unchanged(fl, InvalidTypeError, functools.partial(fl.reload, ids))
 
 
 def test_errors_have_one_base_and_the_matching_builtins() -> None:
@@ -395,6 +345,19 @@ def test_hashmap_bbolt_policy_repeats_for_a_seed() -> None:
     assert 0 not in picks[0]
 
 
+def test_hashmap_bbolt_policy_picks_a_larger_run_at_random() -> None:
+    """With no exact fit, bbolt takes a run of any larger size (Go's map order):
+    across seeds the choice varies, where best fit would always take 2."""
+    ids = [*range(2, 4), *range(10, 13), *range(20, 24), *range(30, 35)]  # runs of 2, 3, 4, 5
+    picks = set()
+    for seed in range(20):
+        fl = HashmapFreelist(ids, policy="bbolt", seed=seed)
+        picks.add(fl.allocate(1, 1))
+        check(fl)
+    assert picks <= {2, 10, 20, 30}
+    assert len(picks) > 1
+
+
 def test_bbolt_multi_span_overflow_case(freelist_cls: FreelistFactory) -> None:
     """bbolt's end-to-end overflow case: runs 20+2, 25+3, 35+7, 45+5 freed and
     released; allocating 7, 5, 3, 2 pages finds exact fits in every class."""
@@ -422,7 +385,7 @@ def test_allocation_follows_each_class_rule(ids: list[int], ns: list[int]) -> No
         fl = factory(ids)
         free = set(ids)
         for n in ns:
-            allowed = expected_choice(fl, free, n)
+            allowed = allowed_starts(name, free, n)
             got = fl.allocate(3, n)
             assert got in allowed, (name, sorted(free), n, got, allowed)
             if got:
@@ -434,9 +397,12 @@ def test_allocation_follows_each_class_rule(ids: list[int], ns: list[int]) -> No
             check(fl)
 
 
-@pytest.mark.parametrize(("txid", "n"), [(1, 0), (1, -1), (0, 1), (-2, 1), (1 << 64, 1)])
+@pytest.mark.parametrize(
+    ("txid", "n"), [(1, 0), (1, -1), (1, 1 << 64), (0, 1), (-2, 1), (1 << 64, 1)]
+)
 def test_allocate_rejects_bad_values(freelist_cls: FreelistFactory, txid: int, n: int) -> None:
-    """bbolt answers 0 for ``n = 0``; here a run of fewer than one page is refused."""
+    """bbolt answers 0 for ``n = 0``; here a run of fewer than one page is refused,
+    and so is one longer than the page id space, before the free set is touched."""
     fl = check(freelist_cls(BBOLT_IDS))
     raises_unchanged(fl, InvalidArgumentError, lambda: fl.allocate(txid, n))
 
@@ -531,6 +497,9 @@ def test_double_free_is_refused(freelist_cls: FreelistFactory, start: int, n: in
         ((100, "12"), InvalidTypeError),
         ((100, 12, 1.0), InvalidTypeError),
         ((100, 12, True), InvalidTypeError),
+        ((100, 12, None), InvalidTypeError),
+        ((100, False), InvalidTypeError),  # not page 0: a bool is no page id
+        ((100, True, 2), InvalidTypeError),
         ((True, 12), InvalidTypeError),
         ((100.0, 12), InvalidTypeError),
         ((None, 12), InvalidTypeError),
@@ -597,6 +566,10 @@ def test_release_frees_older_transactions_and_merges(freelist_cls: FreelistFacto
     check(fl)
     assert fl.free_spans() == [(9, 6), (39, 1)]
     assert fl.pending_count == 0
+    before = observe(fl)
+    fl.release(MAX_ID)  # nothing pending at all: nothing changes
+    check(fl)
+    assert observe(fl) == before
     assert fl.allocate(104, 6) == 9
     check(fl)
 
@@ -724,12 +697,7 @@ def test_release_range(
 ) -> None:
     fl = check(freelist_cls())
     ids = [10 + 3 * i for i in range(len(pages))]  # apart: no merging
-    for pid, (alloc, _) in zip(ids, pages, strict=True):
-        if alloc:
-            allocate_at(fl, alloc, pid, 2)
-    for pid, (_, freed) in zip(ids, pages, strict=True):
-        fl.free(freed, pid, 2)
-        check(fl)
+    free_with_origins(fl, ids, pages, 2)
     for begin, end in ranges:
         fl.release_range(begin, end)
         check(fl)
@@ -760,11 +728,7 @@ def run_readers_case(
     fl: SharedFreelist, readers: list[int], pages: list[tuple[int, int]]
 ) -> list[int]:
     ids = [10 + 3 * i for i in range(len(pages))]
-    for pid, (alloc, _) in zip(ids, pages, strict=True):
-        if alloc:
-            allocate_at(fl, alloc, pid, 1)
-    for pid, (_, freed) in zip(ids, pages, strict=True):
-        fl.free(freed, pid)
+    free_with_origins(fl, ids, pages)
     for r in readers:
         fl.add_reader(r)
     check(fl)
@@ -807,24 +771,24 @@ def test_release_pending_with_open_readers(
     assert run_readers_case(fl, readers, pages) == released
 
 
-def visible_to_a_reader(a: int, f: int, readers: list[int]) -> bool:
-    """bbolt keeps a page pending while some reader may see it: a reader older
-    than its freeing (r < F) that is not older than its allocation (r >= A, or
-    any reader when the allocator is unknown); a reader *at* F counts too."""
-    if not readers:
-        return False
-    if f < min(readers):
-        return False
-    if a == 0:
-        return True
-    return any(a <= r <= f for r in readers)
-
-
 # (allocating txid or 0, freeing txid), with the allocation no later than the free.
 page_specs = st.lists(
     st.tuples(st.integers(0, 12), st.integers(1, 12)).map(lambda t: (min(t), t[1])),
     max_size=12,
 )
+
+
+def free_round(
+    fl: SharedFreelist,
+    pages: dict[int, tuple[int, int]],
+    specs: list[tuple[int, int]],
+    pids: Iterator[int],
+) -> None:
+    """Free one new page (the next of ``pids``) per ``(A, F)`` of ``specs`` and
+    note each in ``pages``."""
+    ids = [next(pids) for _ in specs]
+    free_with_origins(fl, ids, specs)
+    pages.update(zip(ids, specs, strict=True))
 
 
 @given(rounds=st.lists(st.tuples(page_specs, st.lists(st.integers(0, 13), max_size=4)), max_size=4))
@@ -837,15 +801,10 @@ def test_release_pending_over_rounds_matches_the_rule(
     for factory in FACTORIES.values():
         fl = factory()
         pages: dict[int, tuple[int, int]] = {}
+        pids = itertools.count(10, 2)
         open_readers: list[int] = []
-        pid = 10
         for specs, readers in rounds:
-            for a, f in specs:
-                if a:
-                    allocate_at(fl, a, pid, 1)
-                fl.free(f, pid)
-                pages[pid] = (a, f)
-                pid += 2
+            free_round(fl, pages, specs, pids)
             for r in open_readers:
                 fl.remove_reader(r)
             for r in readers:
@@ -853,7 +812,7 @@ def test_release_pending_over_rounds_matches_the_rule(
             open_readers = readers
             fl.release_pending()
             check(fl)
-            still = {p for p, (a, f) in pages.items() if visible_to_a_reader(a, f, readers)}
+            still = {p for p, (a, f) in pages.items() if kept_by_release_pending(a, f, readers)}
             assert fl.free_page_ids() == sorted(set(pages) - still)
             assert fl.pending_count == len(still)
             pages = {p: pages[p] for p in still}
@@ -875,17 +834,12 @@ def test_release_range_over_rounds_matches_the_rule(
     for factory in FACTORIES.values():
         fl = factory()
         pages: dict[int, tuple[int, int]] = {}
-        pid = 10
+        pids = itertools.count(10, 2)
         for specs, ranges in rounds:
-            for a, f in specs:
-                if a:
-                    allocate_at(fl, a, pid, 1)
-                fl.free(f, pid)
-                pages[pid] = (a, f)
-                pid += 2
+            free_round(fl, pages, specs, pids)
             for b, e in ranges:
                 fl.release_range(b, e)
-                pages = {p: (a, f) for p, (a, f) in pages.items() if not b <= a <= f <= e}
+                pages = {p: af for p, af in pages.items() if not released_by_range(*af, b, e)}
                 assert fl.pending_count == len(pages)
             check(fl)
             assert sorted(p for v in fl.pending_page_ids().values() for p in v) == sorted(pages)
@@ -932,10 +886,11 @@ def test_release_pending_as_readers_come_and_go(freelist_cls: FreelistFactory) -
 
 def test_readers_are_counted(freelist_cls: FreelistFactory) -> None:
     fl = check(freelist_cls())
-    for r in (7, 3, 7, 0):
+    for r in (7, 3, 7, 0, MAX_ID):
         fl.add_reader(r)
-    assert fl.readers == [0, 3, 7, 7]
+    assert fl.readers == [0, 3, 7, 7, MAX_ID]
     fl.remove_reader(7)
+    fl.remove_reader(MAX_ID)
     assert fl.readers == [0, 3, 7]
     fl.remove_reader(0)
     fl.remove_reader(7)
@@ -950,16 +905,24 @@ def test_readers_are_counted(freelist_cls: FreelistFactory) -> None:
 
 
 def test_rollback_returns_the_writers_allocations(freelist_cls: FreelistFactory) -> None:
+    """The writer allocates three runs, frees one of them and a page of unknown
+    origin; its rollback restores exactly the state before it, leaving the page
+    an earlier transaction freed pending."""
     fl = check(freelist_cls(range(2, 14)))
+    fl.free(4, 40)
     before = observe(fl)
     a = fl.allocate(5, 3)
     b = fl.allocate(5, 2)
     c = fl.allocate(5, 1)
     assert 0 not in (a, b, c)
     assert fl.free_count == 6
+    fl.free(5, a, 3)  # freed by the transaction that allocated it
+    fl.free(5, 50)  # never allocated through this freelist
+    check(fl)
     fl.rollback(5)
     check(fl)
     assert observe(fl) == before  # the free runs are merged back whole
+    assert not fl.freed(50)
     assert fl.allocate(6, 12) == 2
 
 
@@ -1025,6 +988,21 @@ def test_rollback_after_the_writers_pages_were_released(freelist_cls: FreelistFa
     fl.rollback(5)
     check(fl)
     assert fl.free_page_ids() == list(range(2, 10))  # every page once
+
+
+def test_rollback_gives_the_writers_pages_back_once(freelist_cls: FreelistFactory) -> None:
+    """bbolt's next writer after a rollback reuses the txid.  Its own rollback
+    gives back only what it allocated, not the runs the first rollback already
+    returned (pages 2 and 3, which a reload has since marked in use)."""
+    fl = check(freelist_cls(range(2, 10)))
+    assert fl.allocate(5, 2) == 2
+    fl.rollback(5)
+    assert fl.free_page_ids() == list(range(2, 10))
+    fl.reload(range(4, 10))  # a page walk found 2 and 3 in use
+    assert fl.allocate(5, 1) == 4
+    fl.rollback(5)
+    check(fl)
+    assert fl.free_page_ids() == list(range(4, 10))
 
 
 def test_rollback_leaves_pages_another_txid_freed_pending(freelist_cls: FreelistFactory) -> None:
@@ -1333,6 +1311,7 @@ def test_membership_matches_the_free_set(ids: list[int], ops: list[tuple[bool, i
 
 def test_hashmap_long_run_index_follows_splits() -> None:
     fl = HashmapFreelist([*range(2, 12), *range(20, 25), *range(30, 34)])
+    assert fl.span_count == 3
     assert list(fl._large) == [12, 25]  # ends of the runs longer than 4 pages
     assert fl.allocate(1, 4) == 30  # exact fit
     assert list(fl._large) == [12, 25]
@@ -1354,7 +1333,25 @@ def test_hashmap_long_run_index_follows_splits() -> None:
     fl.release(5)
     check(fl)
     assert fl.free_spans() == [(2, 23)]
+    assert fl.span_count == 1
     assert list(fl._large) == [25]
+
+
+def test_hashmap_stale_heap_entries_are_compacted() -> None:
+    """199 one-page runs merged into longer runs one by one leave stale entries
+    in the heap of size 1; the heaps must be compacted as they go (``_check()``
+    bounds every heap by twice its live runs plus 17)."""
+    fl = check(HashmapFreelist(range(2, 400, 2)))
+    for t in range(2, 190):
+        fl.free(t, 2 * t - 1)  # 3, 5, 7, ...: merges one-page runs away
+        fl.release(t)
+        s = fl.allocate(t, 3)
+        assert s
+        fl.free(t, s, 3)
+        fl.release(t)
+        check(fl)
+    assert fl.free_spans() == [(2, 377), *((p, 1) for p in range(380, 400, 2))]
+    assert len(fl._heaps[1]) <= 2 * fl._live[1] + 17
 
 
 def test_repr_names_the_class_and_counts(freelist_cls: FreelistFactory) -> None:

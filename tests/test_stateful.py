@@ -14,22 +14,26 @@ advances at commit; readers see a committed snapshot.  Because txids only grow,
 a page is always allocated no later than it is freed (A <= F), which is what
 bbolt's release rules assume.
 
-Release rules, written out from bbolt's ReleasePendingPages/releaseRange:
+Release rules, from bbolt's ReleasePendingPages/releaseRange (written out in
+``tests/model.py``):
 
 * ``release(t)``: pages with F <= t;
 * ``release_range(b, e)``: pages with b <= F <= e and b <= A <= e;
 * ``release_pending()`` with readers r1 < ... < rk: pages with F < r1, and
   pages whose A and F lie in one gap ``[ri + 1, ri+1 - 1]`` or ``[rk + 1, max]``
-  (A != 0); with no reader open, every page (F <= 2**64-2).
+  (A != 0), that is, pages no reader r with A <= r <= F can see; with no
+  reader open, every page (F <= 2**64-2).
 
 Each class gets its own model, since the classes may pick different runs; each
-allocation is also checked against the class's documented choice.
+allocation is also checked against the class's documented choice
+(``model.allowed_starts``), and after every step the freelist's invariant, its
+views (free runs, the sorted id array) and the model must agree.
 """
 
 from __future__ import annotations
 
-import itertools
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import pytest
 from hypothesis import strategies as st
@@ -42,24 +46,15 @@ from hypothesis.stateful import (
 )
 
 from freelist import DoubleFreeError, InvalidArgumentError, MetaPageError
-from freelist._shared import MAX_ID, SharedFreelist
+from freelist._shared import SharedFreelist
 
 from .conftest import FACTORIES, FreelistFactory
+from .model import allowed_starts, check, kept_by_release_pending, observe, released_by_range
 from .strategies import free_id_lists, run_lengths
 
 #: Pages ``2 .. HWM-1`` exist when the machine starts; allocations the freelist
 #: cannot serve grow the file above it.
 HWM = 64
-
-
-def maximal_runs(pages: set[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for p in sorted(pages):
-        if out and out[-1][0] + out[-1][1] == p:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-        else:
-            out.append((p, 1))
-    return out
 
 
 class FreelistMachine(RuleBasedStateMachine):
@@ -87,50 +82,15 @@ class FreelistMachine(RuleBasedStateMachine):
 
     # -- model helpers ------------------------------------------------------
 
-    def allowed_starts(self, n: int) -> set[int]:
-        """The starts the class's rule may return for a run of ``n`` (0: none)."""
-        runs = maximal_runs(self.free)
-        fitting = [(length, start) for start, length in runs if length >= n]
-        if not fitting:
-            return {0}
-        if self.kind == "array":
-            # first fit: the lowest page that starts n consecutive free pages
-            return {min(start for _, start in fitting)}
-        if self.kind == "hashmap":
-            return {min(fitting)[1]}  # shortest run, then lowest start
-        exact = [start for length, start in fitting if length == n]
-        if exact:
-            return {min(exact)}
-        return {start for _, start in fitting}
-
-    def releasable(self, f: int, a: int) -> bool:
-        readers = sorted(set(self.readers))
-        if not readers:
-            return f <= MAX_ID - 1
-        if f < readers[0]:
-            return True
-        if a == 0:
-            return False
-        gaps = [(lo + 1, hi - 1) for lo, hi in itertools.pairwise(readers)]
-        gaps.append((readers[-1] + 1, MAX_ID))
-        return any(lo <= a <= hi and lo <= f <= hi for lo, hi in gaps)
-
-    def release_where(self, keep: Any) -> None:
+    def release_where(self, released: Callable[[int, int], bool]) -> None:
+        """Model of a release: free every pending page whose ``(F, A)`` is ``released``."""
         for p, (f, a, _) in list(self.pending.items()):
-            if keep(f, a):
+            if released(f, a):
                 del self.pending[p]
                 self.free.add(p)
 
-    def snapshot(self) -> tuple[Any, ...]:
-        fl = self.fl
-        return (
-            fl.free_page_ids(),
-            fl.pending_page_ids(),
-            fl.all_page_ids(),
-            fl.count,
-            fl.readers,
-            dict(fl._allocs),
-        )
+    def release_pending_model(self) -> None:
+        self.release_where(lambda f, a: not kept_by_release_pending(a, f, self.readers))
 
     def take_free(self, start: int, k: int) -> None:
         """Model of ``free(self.tx, start, k)`` on in-use pages."""
@@ -152,7 +112,7 @@ class FreelistMachine(RuleBasedStateMachine):
 
     @rule(n=run_lengths)
     def allocate(self, n: int) -> None:
-        allowed = self.allowed_starts(n)
+        allowed = allowed_starts(self.kind, self.free, n)
         got = self.fl.allocate(self.tx, n)
         assert got in allowed, f"allocate({n}) gave {got}; allowed {sorted(allowed)}"
         if got == 0:
@@ -208,10 +168,10 @@ class FreelistMachine(RuleBasedStateMachine):
             error: type[Exception] = DoubleFreeError
         else:
             start, error = pick % 2, MetaPageError
-        prior = self.snapshot()
+        prior = observe(self.fl)
         with pytest.raises(error):
             self.fl.free(self.tx, start, n)
-        assert self.snapshot() == prior
+        assert observe(self.fl) == prior
 
     @rule(begin_next=st.booleans())
     def commit(self, begin_next: bool) -> None:
@@ -221,12 +181,12 @@ class FreelistMachine(RuleBasedStateMachine):
         self.writer_runs = []
         if begin_next:
             self.fl.release_pending()
-            self.release_where(self.releasable)
+            self.release_pending_model()
 
     @rule()
     def release_pending(self) -> None:
         self.fl.release_pending()
-        self.release_where(self.releasable)
+        self.release_pending_model()
 
     @rule(back=st.integers(0, 6))
     def release(self, back: int) -> None:
@@ -239,7 +199,7 @@ class FreelistMachine(RuleBasedStateMachine):
         begin = max(0, self.tx - b)
         end = max(0, self.tx - e)
         self.fl.release_range(begin, end)
-        self.release_where(lambda f, a: begin <= f <= end and begin <= a <= end)
+        self.release_where(lambda f, a: released_by_range(a, f, begin, end))
 
     @rule(back=st.integers(0, 4))
     def open_reader(self, back: int) -> None:
@@ -251,10 +211,10 @@ class FreelistMachine(RuleBasedStateMachine):
     def close_reader(self, pick: int) -> None:
         if not self.readers or pick % 7 == 0:
             r = self.tx + pick % 3  # no reader is this new: refused, nothing changes
-            prior = self.snapshot()
+            prior = observe(self.fl)
             with pytest.raises(InvalidArgumentError):
                 self.fl.remove_reader(r)
-            assert self.snapshot() == prior
+            assert observe(self.fl) == prior
             return
         r = self.readers.pop(pick % len(self.readers))
         self.fl.remove_reader(r)
@@ -306,8 +266,9 @@ class FreelistMachine(RuleBasedStateMachine):
 
     @invariant()
     def agrees_with_the_model(self) -> None:
-        fl = self.fl
-        fl._check()
+        """The invariant and the views agree (:func:`check`, which also reads the
+        sorted id array, patched since the last step), and match the model."""
+        fl = check(self.fl)
         assert fl.free_page_ids() == sorted(self.free)
         by_tx: dict[int, list[int]] = {}
         for p, (f, _, _) in sorted(self.pending.items()):
@@ -316,8 +277,9 @@ class FreelistMachine(RuleBasedStateMachine):
         assert fl.free_count == len(self.free)
         assert fl.pending_count == len(self.pending)
         assert fl.count == len(self.free) + len(self.pending)
-        assert fl.all_page_ids() == sorted(self.free | set(self.pending))
+        assert fl.page_id_array().tolist() == sorted(self.free | set(self.pending))
         assert fl.readers == sorted(self.readers)
+        assert fl._allocs == self.records
         assert self.free.isdisjoint(self.in_use)
         assert self.in_use.isdisjoint(self.pending)
 
