@@ -6,8 +6,9 @@ reported commit (the one in flight may or may not be there), every data run the
 root lists must carry its transaction's stamp, and ``check()`` with the root
 walk must find nothing: no page both free and referenced, none lost.
 
-At least 50 kills run in the normal suite; FREELIST_THOROUGH=1 runs 200 per
-configuration.
+At least 50 kills run in the normal suite (15 in each of the four
+configurations); the thorough profile (FREELIST_HYPOTHESIS_PROFILE=thorough, or
+pytest --hypothesis-profile=thorough, or FREELIST_THOROUGH=1) runs 200 in each.
 """
 
 from __future__ import annotations
@@ -22,13 +23,23 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from freelist import PageFile
 
 from .crash_writer import root_walk
 
 WRITER = Path(__file__).with_name("crash_writer.py")
-KILLS = 200 if os.environ.get("FREELIST_THOROUGH") else 15  # x 4 configurations
+
+
+def kills() -> int:
+    """Kills per configuration: 15 (x 4 = 60), or 200 under the thorough profile."""
+    thorough = (
+        os.environ.get("FREELIST_THOROUGH")
+        or os.environ.get("FREELIST_HYPOTHESIS_PROFILE") == "thorough"
+        or settings.get_current_profile_name() == "thorough"
+    )
+    return 200 if thorough else 15
 
 
 def verify(path: Path, kind: str, sync: bool, reported: int) -> int:
@@ -56,7 +67,7 @@ def test_kill_at_random_moments(tmp_path: Path, kind: str, sync: bool) -> None:
     rnd = random.Random(f"{kind}{sync}")
     reported = 1  # a new file starts at txid 1
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    for kill in range(KILLS):
+    for kill in range(kills()):
         child = subprocess.Popen(
             [sys.executable, str(WRITER), str(path), kind, "1" if sync else "0", str(kill)],
             stdout=subprocess.PIPE,

@@ -6,15 +6,23 @@ roll back; readers hold snapshots while writers change the file; the file is
 closed and reopened at random points (in the no-sync mode the reopen rebuilds
 the free pages from the model's runs).  After every step each committed run
 reads back exactly, an open reader still reads its snapshot, and ``check()``
-with the model's runs as the reachability walk finds nothing.
+with the model's runs as the reachability walk finds nothing.  The root page
+(one of the runs) is part of the model and must survive commits and reopens;
+calls that must fail (writing past a run, freeing a free page, allocating in a
+reader, ...) are tried at random and must leave the file and the freelist
+exactly as they were.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from array import array
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,7 +33,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from freelist import PageFile, Transaction
+from freelist import FreelistError, PageFile, Transaction
 
 PAGE = 1024
 
@@ -44,6 +52,7 @@ class PageFileMachine(RuleBasedStateMachine):
         self.staged: dict[int, bytes] = {}
         self.freed: set[int] = set()
         self.snapshots: list[tuple[Transaction, dict[int, bytes]]] = []
+        self.root = 0  # the committed root (0: none), one of the committed runs
 
     def teardown(self) -> None:
         if getattr(self, "pf", None) is not None and not self.pf.closed:
@@ -82,13 +91,25 @@ class PageFileMachine(RuleBasedStateMachine):
             size = -(-len((self.committed | self.staged)[s]) // PAGE)
             assert start + n <= s or s + size <= start, f"allocated {start}+{n} overlaps run {s}"
         body = data.draw(st.binary(min_size=(n - 1) * PAGE + 1, max_size=n * PAGE))
-        tx.write(start, body)
+        # any bytes-like object: its size in bytes is what counts
+        as_type: Callable[[bytes], Any] = data.draw(
+            st.sampled_from([bytes, bytearray, memoryview, lambda b: array("B", b)])
+        )
+        tx.write(start, as_type(body))
         self.staged[start] = body
+
+    @precondition(lambda self: self.committed or self.staged)
+    @rule(data=st.data())
+    def set_root(self, data: st.DataObject) -> None:
+        tx = self.writer()
+        live = sorted((set(self.committed) - self.freed) | set(self.staged))
+        if live:
+            tx.root = data.draw(st.sampled_from(live))
 
     @precondition(lambda self: self.committed)
     @rule(data=st.data())
     def free_committed_run(self, data: st.DataObject) -> None:
-        candidates = sorted(set(self.committed) - self.freed)
+        candidates = sorted(set(self.committed) - self.freed - {self.writer().root})
         if not candidates:
             return
         start = data.draw(st.sampled_from(candidates))
@@ -101,6 +122,7 @@ class PageFileMachine(RuleBasedStateMachine):
     def commit(self) -> None:
         assert self.tx is not None
         self.tx.commit()
+        self.root = self.tx.root
         self.tx = None
         for s in self.freed:
             del self.committed[s]
@@ -127,6 +149,39 @@ class PageFileMachine(RuleBasedStateMachine):
             assert reader.read(s, -(-len(body) // PAGE))[: len(body)] == body
         reader.rollback()
 
+    @rule(data=st.data())
+    def failing_call(self, data: st.DataObject) -> None:
+        """A call that must fail, and change nothing."""
+        tx = self.writer()
+        fl = self.pf.freelist
+        free = fl.free_page_ids()
+        runs = {**self.committed, **self.staged}
+        calls: list[Callable[[], object]] = [
+            lambda: tx.free(0),
+            lambda: tx.free(tx.hwm, 1),
+            lambda: tx.read(1),
+            lambda: tx.read(2, tx.hwm),
+            lambda: tx.allocate(0),
+            lambda: tx.write(2**70, b"x"),
+            lambda: tx.write("2", b"x"),  # type: ignore[arg-type]
+            lambda: self.pf.begin(True),
+        ]
+        if free:
+            calls += [lambda: tx.free(free[0]), lambda: tx.write(free[-1], b"x")]
+        for s in self.staged:
+            n = -(-len(runs[s]) // PAGE)
+            calls.append(lambda s=s, n=n: tx.write(s, bytes(n * PAGE + 1)))
+        for s in set(self.committed) - self.freed:
+            calls.append(lambda s=s: tx.write(s, b"x"))  # committed: not this writer's
+        if self.snapshots:
+            reader = self.snapshots[0][0]
+            calls += [lambda: reader.allocate(1), lambda: reader.free(2)]
+        call = data.draw(st.sampled_from(calls))
+        before = (fl.all_page_ids(), fl.pending_page_ids(), tx.hwm, tx.root, self.pf.meta)
+        with pytest.raises(FreelistError):
+            call()
+        assert (fl.all_page_ids(), fl.pending_page_ids(), tx.hwm, tx.root, self.pf.meta) == before
+
     @precondition(lambda self: self.tx is None and not self.snapshots)
     @rule()
     def reopen(self) -> None:
@@ -143,6 +198,7 @@ class PageFileMachine(RuleBasedStateMachine):
                 assert view.read(s, -(-len(body) // PAGE))[: len(body)] == body, s
         finally:
             view.rollback()
+        assert self.pf.meta.root == self.root
         if self.tx is None:
             assert self.pf.check(self.walk) == []
 

@@ -28,7 +28,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from .errors import FileFormatError
+from .errors import FileFormatError, FreelistError
 from .layout import BRANCH_PAGE, LEAF_PAGE, PAGE_HEADER_SIZE, PageHeader
 from .pagefile import PageFile
 
@@ -42,14 +42,18 @@ _BUCKET_FLAG = 0x01
 ReadPages = Callable[[int, int], bytes]
 
 
-def walk(read: ReadPages, root: int, hwm: int) -> Iterator[tuple[int, int, int]]:
+def walk(
+    read: ReadPages, root: int, hwm: int, path: str = "<bbolt>"
+) -> Iterator[tuple[int, int, int]]:
     """Yield ``(pgid, pages, flags)`` for every page of the tree under ``root``.
 
     ``read(pgid, n)`` returns the bytes of ``n`` pages.  Pages are yielded once
-    each, with their overflow pages counted in ``pages``.
+    each, with their overflow pages counted in ``pages``.  ``path`` names the
+    file in error messages.
 
-    :raises FileFormatError: a page that is neither branch nor leaf, or a page
-        id outside ``[2, hwm)``, or a page reached twice (a cycle).
+    :raises FileFormatError: a page that is neither branch nor leaf, a page id
+        outside ``[2, hwm)``, a page reached twice (a cycle), or elements that
+        run past the end of their page.
 
     Runtime complexity: O(pages and elements of the tree).
     """
@@ -57,46 +61,55 @@ def walk(read: ReadPages, root: int, hwm: int) -> Iterator[tuple[int, int, int]]
     stack = [root]
     while stack:
         pgid = stack.pop()
-        if not 2 <= pgid < hwm:
-            raise FileFormatError("<bbolt>", f"tree names page {pgid} outside [2, {hwm})")
+        if type(pgid) is not int or not 2 <= pgid < hwm:
+            raise FileFormatError(path, f"tree names page {pgid} outside [2, {hwm})")
         if pgid in seen:
-            raise FileFormatError("<bbolt>", f"page {pgid} is reached twice")
+            raise FileFormatError(path, f"page {pgid} is reached twice")
         seen.add(pgid)
-        head = PageHeader.unpack(read(pgid, 1))
+        head = PageHeader.unpack(read(pgid, 1))  # a whole page: never short
         n = 1 + head.overflow
         if pgid + n > hwm:
-            raise FileFormatError("<bbolt>", f"page {pgid} overflows past {hwm}")
+            raise FileFormatError(path, f"page {pgid} overflows past {hwm}")
+        if not head.flags & (BRANCH_PAGE | LEAF_PAGE):
+            raise FileFormatError(path, f"page {pgid} has flags {head.flags:#x}, not a tree page")
         buf = read(pgid, n) if head.overflow else read(pgid, 1)
-        if head.flags & BRANCH_PAGE:
-            for i in range(head.count):
-                _pos, _ksize, child = _BRANCH.unpack_from(buf, PAGE_HEADER_SIZE + 16 * i)
-                stack.append(child)
-        elif head.flags & LEAF_PAGE:
-            stack.extend(_bucket_roots(buf, 0, head.count, hwm))
-        else:
+        try:
+            if head.flags & BRANCH_PAGE:
+                for i in range(head.count):
+                    _pos, _ksize, child = _BRANCH.unpack_from(buf, PAGE_HEADER_SIZE + 16 * i)
+                    stack.append(child)
+            else:
+                stack.extend(_bucket_roots(buf, 0, head.count))
+        except (struct.error, FreelistError) as e:
             raise FileFormatError(
-                "<bbolt>", f"page {pgid} has flags {head.flags:#x}, not a tree page"
-            )
+                path, f"page {pgid}: its elements run past the end of the page"
+            ) from e
         yield pgid, n, head.flags
 
 
-def _bucket_roots(buf: bytes, page_off: int, count: int, hwm: int) -> list[int]:
+def _bucket_roots(buf: bytes, page_off: int, count: int) -> list[int]:
     """Root pages of the sub-buckets of the leaf page at ``page_off`` in ``buf``
-    (descending into inline buckets, whose pages live inside their values)."""
+    (descending into inline buckets, whose pages live inside their values).
+
+    :raises struct.error: an element or value runs past the end of ``buf``.
+    :raises FreelistError: an inline page header runs past the end of ``buf``.
+    """
     roots: list[int] = []
-    for i in range(count):
-        elem = page_off + PAGE_HEADER_SIZE + 16 * i
-        flags, pos, ksize, vsize = _ELEM.unpack_from(buf, elem)
-        if not flags & _BUCKET_FLAG:
-            continue
-        value = elem + pos + ksize
-        root, _seq = _BUCKET.unpack_from(buf, value)
-        if root:
-            roots.append(root)
-        elif vsize > _BUCKET.size:
-            inline = value + _BUCKET.size
-            head = PageHeader.unpack(buf, inline)
-            roots.extend(_bucket_roots(buf, inline, head.count, hwm))
+    todo = [(page_off, count)]
+    while todo:
+        off, k = todo.pop()
+        for i in range(k):
+            elem = off + PAGE_HEADER_SIZE + 16 * i
+            flags, pos, ksize, vsize = _ELEM.unpack_from(buf, elem)
+            if not flags & _BUCKET_FLAG:
+                continue
+            value = elem + pos + ksize
+            root, _seq = _BUCKET.unpack_from(buf, value)
+            if root:
+                roots.append(root)
+            elif vsize > _BUCKET.size:
+                inline = value + _BUCKET.size
+                todo.append((inline, PageHeader.unpack(buf, inline).count))
     return roots
 
 
@@ -120,7 +133,7 @@ def reachable(pf: PageFile) -> list[tuple[int, int]]:
         meta = pf.meta
         if not meta.root:
             return []
-        return [(p, n) for p, n, _ in walk(read, meta.root, meta.hwm)]
+        return [(p, n) for p, n, _ in walk(read, meta.root, meta.hwm, pf.path)]
     finally:
         done()
 
@@ -128,6 +141,8 @@ def reachable(pf: PageFile) -> list[tuple[int, int]]:
 def page_types(pf: PageFile) -> Counter[str]:
     """Count pages the way bbolt's page walk reports them: meta, freelist,
     branch, leaf and free (overflow pages count with their owner).
+
+    :raises FileFormatError: the tree is malformed.
 
     Runtime complexity: O(tree pages + elements).
     """
@@ -138,7 +153,7 @@ def page_types(pf: PageFile) -> Counter[str]:
         if meta.freelist != 0xFFFFFFFFFFFFFFFF:
             counts["freelist"] = 1
         if meta.root:
-            for _p, _n, flags in walk(read, meta.root, meta.hwm):
+            for _p, _n, flags in walk(read, meta.root, meta.hwm, pf.path):
                 counts["branch" if flags & BRANCH_PAGE else "leaf"] += 1
         counts["free"] = pf.freelist.count
         return counts

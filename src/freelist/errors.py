@@ -13,25 +13,32 @@ was.
 from __future__ import annotations
 
 __all__ = [
+    "BadMagicError",
     "ClosedError",
     "DataTooLargeError",
     "DoubleFreeError",
     "FileFormatError",
     "FileIOError",
     "FileLockedError",
+    "FileTooShortError",
     "FreelistError",
+    "FreelistPageError",
     "InvalidArgumentError",
     "InvalidPageIdsError",
     "InvalidTypeError",
     "MetaPageError",
+    "MissingFileError",
+    "NoValidMetaError",
     "NotAllocatedError",
     "PageFileError",
+    "PageFileTypeError",
     "PageRangeError",
     "PageSizeMismatchError",
     "ReachabilityError",
     "ReadOnlyError",
     "TraceError",
     "TransactionError",
+    "UnsupportedVersionError",
 ]
 
 
@@ -88,6 +95,41 @@ class PageSizeMismatchError(FileFormatError):
     """The file's page size differs from the one asked for."""
 
 
+class MissingFileError(PageFileError):
+    """The file does not exist and may not be created (``create=False`` or
+    ``readonly=True``), or its directory does not exist."""
+
+
+class FileTooShortError(FileFormatError):
+    """The file is shorter than its two meta pages, or shorter than the pages
+    both metas say are in use (it was truncated)."""
+
+
+class NoValidMetaError(FileFormatError):
+    """Neither meta page is valid (torn, corrupted, or of mixed faults); the
+    message lists what is wrong with each."""
+
+
+class BadMagicError(NoValidMetaError):
+    """Neither meta page carries bbolt's magic number: not a page file."""
+
+
+class UnsupportedVersionError(NoValidMetaError):
+    """Both meta pages carry a format version other than 2."""
+
+
+class FreelistPageError(FileFormatError):
+    """The newest meta's freelist page is out of range, is not a freelist page,
+    runs past the high-water mark, or lists ids it cannot hold (outside
+    ``[2, hwm)``, repeated, or its own pages)."""
+
+
+class PageFileTypeError(PageFileError, InvalidTypeError):
+    """An argument of a page file call has the wrong type: a page id or count
+    that is not an int (``bool`` is refused), data that is not bytes-like, a
+    path, timeout or walk of the wrong kind."""
+
+
 class FileLockedError(PageFileError):
     """Another process holds the file's lock and the timeout passed."""
 
@@ -114,7 +156,9 @@ class DataTooLargeError(PageFileError, InvalidArgumentError):
 
 
 class NotAllocatedError(PageFileError, InvalidArgumentError):
-    """A write to a page this transaction did not allocate."""
+    """A page is not in the state the call needs: a write to a page this
+    transaction did not allocate, a free of the freelist's own pages (the page
+    file frees those itself), or a root that is not a page in use."""
 
 
 class ReachabilityError(PageFileError):

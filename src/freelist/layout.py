@@ -30,7 +30,7 @@ import sys
 from array import array
 from dataclasses import dataclass
 
-from .errors import FreelistError
+from .errors import FreelistError, InvalidArgumentError
 
 #: Anything the struct module can read from: bytes, a memoryview, an mmap.
 Buffer = bytes | bytearray | memoryview | mmap.mmap
@@ -95,9 +95,14 @@ class PageHeader:
     def pack(self) -> bytes:
         """The header's 16 bytes.
 
+        :raises InvalidArgumentError: a field does not fit its width (or is not an int).
+
         Runtime complexity: O(1).
         """
-        return _HEADER.pack(self.id, self.flags, self.count, self.overflow)
+        try:
+            return _HEADER.pack(self.id, self.flags, self.count, self.overflow)
+        except struct.error as e:
+            raise InvalidArgumentError(f"page header {self}: {e}") from e
 
     @classmethod
     def unpack(cls, buf: Buffer, offset: int = 0) -> PageHeader:
@@ -130,22 +135,29 @@ class Meta:
     def fields(self) -> bytes:
         """The 56 bytes the checksum covers.
 
+        :raises InvalidArgumentError: a field does not fit its width (or is not an int).
+
         Runtime complexity: O(1).
         """
-        return _META.pack(
-            self.magic,
-            self.version,
-            self.page_size,
-            self.flags,
-            self.root,
-            self.sequence,
-            self.freelist,
-            self.hwm,
-            self.txid,
-        )
+        try:
+            return _META.pack(
+                self.magic,
+                self.version,
+                self.page_size,
+                self.flags,
+                self.root,
+                self.sequence,
+                self.freelist,
+                self.hwm,
+                self.txid,
+            )
+        except struct.error as e:
+            raise InvalidArgumentError(f"meta {self}: {e}") from e
 
     def checksum(self) -> int:
         """FNV-1a 64 of :meth:`fields`.
+
+        :raises InvalidArgumentError: as :meth:`fields`.
 
         Runtime complexity: O(1).
         """
@@ -153,6 +165,8 @@ class Meta:
 
     def pack_page(self, page_size: int) -> bytes:
         """A whole meta page (header, fields, checksum, zero padding) for this txid.
+
+        :raises InvalidArgumentError: as :meth:`fields`.
 
         Runtime complexity: O(page_size).
         """
@@ -194,18 +208,33 @@ def freelist_page_size(count: int) -> int:
 def pack_freelist_page(pgid: int, ids: array[int], page_size: int) -> bytes:
     """The bytes of a freelist page (with overflow pages) holding ``ids``.
 
-    ``ids`` is an ``array('Q')`` of sorted free and pending ids.  The result is
-    padded to a whole number of pages.
+    ``ids`` is an ``array('Q')`` of sorted free and pending ids (another
+    iterable of ints is converted).  The result is padded to a whole number of
+    pages; below 0xFFFF ids the header's count holds the count, from 0xFFFF on
+    the count field is 0xFFFF and the first u64 of the body holds it.
+
+    :raises InvalidArgumentError: an id, ``pgid`` or the overflow does not fit
+        its width, or ``page_size < 1``.
 
     Runtime complexity: O(len(ids)).
     """
+    if type(page_size) is not int or page_size < 1:
+        raise InvalidArgumentError(f"page_size must be a positive int, got {page_size!r}")
+    if not isinstance(ids, array) or ids.typecode != "Q":
+        try:
+            ids = array("Q", ids)
+        except (OverflowError, TypeError) as e:
+            raise InvalidArgumentError(f"freelist ids must be u64 ints: {e}") from e
     count = len(ids)
     pages = -(-freelist_page_size(count) // page_size)
     body = ids if sys.byteorder == "little" else _swapped(ids)
-    if count >= 0xFFFF:
-        head = _HEADER.pack(pgid, FREELIST_PAGE, 0xFFFF, pages - 1) + struct.pack("<Q", count)
-    else:
-        head = _HEADER.pack(pgid, FREELIST_PAGE, count, pages - 1)
+    try:
+        if count >= 0xFFFF:
+            head = _HEADER.pack(pgid, FREELIST_PAGE, 0xFFFF, pages - 1) + struct.pack("<Q", count)
+        else:
+            head = _HEADER.pack(pgid, FREELIST_PAGE, count, pages - 1)
+    except struct.error as e:
+        raise InvalidArgumentError(f"freelist page {pgid!r} with {count} ids: {e}") from e
     data = head + body.tobytes()
     return data.ljust(pages * page_size, b"\0")
 
@@ -218,12 +247,13 @@ def _swapped(ids: array[int]) -> array[int]:
 
 def unpack_freelist_ids(buf: Buffer, offset: int, limit: int) -> array[int]:
     """The ids of the freelist page at ``offset``; the page and its overflow
-    must end at or before ``limit`` (bytes).
+    must end at or before ``limit`` (bytes; the end of ``buf`` at most).
 
     :raises FreelistError: not a freelist page, or its ids pass ``limit``.
 
     Runtime complexity: O(count).
     """
+    limit = min(limit, len(buf))
     hdr = PageHeader.unpack(buf, offset)
     if not hdr.flags & FREELIST_PAGE:
         raise FreelistError(
