@@ -4,15 +4,20 @@ Run from the repository root after refreshing the JSON::
 
     freelist compare --repeat 3 --json > docs/perf/compare-nosync.json
     freelist compare --repeat 3 --sync --json > docs/perf/compare-sync.json
-    python docs/perf/make_plots.py
+    python -m pytest benchmarks --benchmark-json=/tmp/bench.json
+    python docs/perf/make_plots.py /tmp/bench.json
 
-It writes ``docs/_static/replay.svg`` and ``docs/perf/tables.inc`` (included by
-``docs/performance.rst``).
+It writes ``docs/_static/replay.svg`` and ``docs/perf/tables.inc`` from the
+``compare`` output, and ``docs/_static/operations.svg`` from the benchmark
+JSON.  Given a pytest-benchmark JSON file, it first saves the part the plot
+needs (each benchmark's group, parameters and summary statistics, without the
+raw timings) as ``docs/perf/bench.json``; without one it uses that saved file.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +69,78 @@ def table(rows: list[dict[str, Any]], caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Benchmark groups drawn in the operations plot, and their panel titles.
+PANELS = {
+    "allocate: exact fit": "allocate, exact fit (4 x 2 pages)",
+    "allocate: split": "allocate, split a run (4 x 3 pages)",
+    "allocate: failing": "allocate, no run long enough",
+    "allocate + free + release": "allocate + free + release, 1 page",
+    "free 16 pages": "free 16 pages + release",
+    "release_pending": "release_pending with readers",
+}
+
+
+def trim(raw: Path) -> None:
+    """Save the summary of a pytest-benchmark JSON file as ``bench.json``."""
+    data = json.loads(raw.read_text())
+    keep = ("median", "iqr", "mean", "min", "max", "rounds")
+    out = {
+        "machine_info": {
+            k: data["machine_info"].get(k) for k in ("python_version", "cpu", "system")
+        },
+        "datetime": data.get("datetime"),
+        "benchmarks": [
+            {
+                "group": b["group"],
+                "name": b["name"],
+                "params": b["params"],
+                "extra_info": b["extra_info"],
+                "stats": {k: b["stats"][k] for k in keep},
+            }
+            for b in data["benchmarks"]
+        ],
+    }
+    (HERE / "bench.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def operations_plot() -> None:
+    """Median time of each operation group against free-list size, log-log."""
+    benches = json.loads((HERE / "bench.json").read_text())["benchmarks"]
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6.6), sharex=True)
+    for ax, (prefix, title) in zip(axes.flat, PANELS.items(), strict=True):
+        lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        for b in benches:
+            if b["group"].startswith(prefix):
+                p = b["params"]
+                lines.setdefault((p["kind"], p["frag"]), []).append(
+                    (p["size"], b["stats"]["median"] * 1e6)
+                )
+        for (kind, frag), points in sorted(lines.items()):
+            points.sort()
+            ax.plot(
+                [x for x, _ in points],
+                [y for _, y in points],
+                "-" if kind == "hashmap" else "--",
+                marker="s" if kind == "hashmap" else "o",
+                label=f"{kind}, runs {frag}",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[1]:
+        ax.set_xlabel("free pages")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("median (us)")
+    fig.tight_layout()
+    fig.savefig(STATIC / "operations.svg")
+    plt.close(fig)
+
+
 def main() -> None:
+    if len(sys.argv) > 1:
+        trim(Path(sys.argv[1]))
     nosync = load("compare-nosync.json")
     sync = load("compare-sync.json")
     fig, ax = plt.subplots(figsize=(6.8, 4.6))
@@ -87,6 +163,8 @@ def main() -> None:
         sync, "Seed trace, sorted freelist built at every commit (bbolt's default)"
     )
     (HERE / "tables.inc").write_text(text)
+    plt.close(fig)
+    operations_plot()
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from .protocol import Freelist
 
 __all__ = [
     "SCENARIOS",
+    "LoopTimes",
     "ReplayResult",
     "Trace",
     "free_sha256",
@@ -52,6 +53,7 @@ __all__ = [
     "parse",
     "read",
     "replay",
+    "run_ops",
 ]
 
 #: The workload generators :func:`generate` knows.
@@ -341,48 +343,32 @@ def _op_text(op: Op) -> str:
     return f"D {a} {b}" if code == "D" else f"{code} {a}"
 
 
-def replay(
-    trace: Trace,
-    freelist: str | Callable[[list[int]], Freelist] = "array",
-    *,
-    policy: Policy = "best-fit",
-    sync: bool = False,
-) -> ReplayResult:
-    """Replay ``trace`` on a new freelist and measure it.
+@dataclass(frozen=True, slots=True)
+class LoopTimes:
+    """What :func:`run_ops` measured: nanoseconds of the loop in all and by
+    operation kind, allocations served by growing the file, and the final
+    high-water mark."""
 
-    ``freelist`` is ``"array"``, ``"hashmap"`` (built with ``policy``) or a
-    factory called with the initial free ids (sorted).  The replay follows
-    bbolt: the first transaction id is 2; ``A n`` calls ``allocate(txid, n)``
-    and grows the file at the high-water mark when it returns 0; ``F k`` and
-    ``D s n`` free the whole run, pending in the current transaction; ``C``
-    calls ``release(txid)`` (no reader is open) and then increments the txid.
+    total_ns: int
+    alloc_ns: int
+    free_ns: int
+    commit_ns: int
+    grown: int
+    final_hwm: int
 
-    With ``sync=True`` every commit first builds the sorted array of free and
-    pending ids (:meth:`~freelist.Freelist.page_id_array`), which is what bbolt
-    writes to its freelist page when the transaction commits, before the next
-    one releases the pending pages.  The freelist keeps that array up to date
-    incrementally; the replay does not sort anything itself.
 
-    :raises TraceError: naming the file and line whose operation the freelist
-        refused (a double free, for example); the replay stops there, and the
-        refused operation changed nothing (every freelist check runs first).
-    :raises InvalidArgumentError: unknown freelist kind or policy.
+def run_ops(trace: Trace, fl: Freelist, *, sync: bool = False) -> LoopTimes:
+    """Apply the operations of ``trace`` to ``fl`` and time them (see :func:`replay`).
 
-    Runtime complexity: O(F) to build the freelist (the hashmap adds
-    O(S log S)), then the sum of the operations' costs (per operation, array:
-    O(F) for a multi-page allocation and each commit's merge; hashmap: O(1)
-    expected, O(log S) for a split), plus O(F + P) per commit with ``sync``,
-    and O(F log F) at the end to hash the free ids.
+    This is the timed part of :func:`replay` alone, for callers that build the
+    freelist themselves (a benchmark that keeps building out of its timing,
+    say); ``fl`` must hold the trace's initial free ids and nothing pending.
+
+    :raises TraceError: naming the file and line of the operation the freelist
+        refused; the replay stops there.
+
+    Runtime complexity: the sum of the operations' costs (see :func:`replay`).
     """
-    ids = trace.free_ids()
-    if isinstance(freelist, str):
-        fl: Freelist = make_freelist(freelist, ids, policy=policy)
-        kind = freelist
-        pol: str | None = policy if freelist == "hashmap" else None
-    else:
-        fl = freelist(ids)
-        kind = type(fl).__name__
-        pol = getattr(fl, "policy", None)
     allocate = fl.allocate
     free = fl.free
     release = fl.release
@@ -429,20 +415,65 @@ def replay(
         line = trace.lines[i] if i < len(trace.lines) else 0
         where = f"{trace.name}:{line}" if line else f"{trace.name}, operation #{i}"
         raise TraceError(f"{where}: {_op_text(ops[i])}: {e}") from e
-    total = pc() - begin
+    return LoopTimes(pc() - begin, alloc_ns, free_ns, commit_ns, grown, hwm)
+
+
+def replay(
+    trace: Trace,
+    freelist: str | Callable[[list[int]], Freelist] = "array",
+    *,
+    policy: Policy = "best-fit",
+    sync: bool = False,
+) -> ReplayResult:
+    """Replay ``trace`` on a new freelist and measure it.
+
+    ``freelist`` is ``"array"``, ``"hashmap"`` (built with ``policy``) or a
+    factory called with the initial free ids (sorted).  The replay follows
+    bbolt: the first transaction id is 2; ``A n`` calls ``allocate(txid, n)``
+    and grows the file at the high-water mark when it returns 0; ``F k`` and
+    ``D s n`` free the whole run, pending in the current transaction; ``C``
+    calls ``release(txid)`` (no reader is open) and then increments the txid.
+
+    With ``sync=True`` every commit first builds the sorted array of free and
+    pending ids (:meth:`~freelist.Freelist.page_id_array`), which is what bbolt
+    writes to its freelist page when the transaction commits, before the next
+    one releases the pending pages.  The freelist keeps that array up to date
+    incrementally; the replay does not sort anything itself.
+
+    :raises TraceError: naming the file and line whose operation the freelist
+        refused (a double free, for example); the replay stops there, and the
+        refused operation changed nothing (every freelist check runs first).
+    :raises InvalidArgumentError: unknown freelist kind or policy.
+
+    Runtime complexity: O(F) to build the freelist (the hashmap adds
+    O(S log S)), then the sum of the operations' costs (per operation, array:
+    O(F) for a multi-page allocation and each commit's merge; hashmap: O(1)
+    expected, O(log S) for a split), plus O(F + P) per commit with ``sync``,
+    and O(F log F) at the end to hash the free ids.
+    """
+    ids = trace.free_ids()
+    if isinstance(freelist, str):
+        fl: Freelist = make_freelist(freelist, ids, policy=policy)
+        kind = freelist
+        pol: str | None = policy if freelist == "hashmap" else None
+    else:
+        fl = freelist(ids)
+        kind = type(fl).__name__
+        pol = getattr(fl, "policy", None)
+    loop = run_ops(trace, fl, sync=sync)
     final = fl.free_page_ids()
     spans = fl.free_spans()
     return ReplayResult(
         type=kind,
         policy=pol,
         sync=sync,
-        ops=len(ops),
-        total_ns=total,
-        alloc_ns=alloc_ns,
-        free_ns=free_ns,
-        commit_ns=commit_ns,
-        grown=grown,
-        final_hwm=hwm,
+        ops=len(trace.ops),
+        total_ns=loop.total_ns,
+        alloc_ns=loop.alloc_ns,
+        free_ns=loop.free_ns,
+        commit_ns=loop.commit_ns,
+        grown=loop.grown,
+        final_hwm=loop.final_hwm,
         free_count=len(final),
         free_sha256=free_sha256(final),
         spans=len(spans),
