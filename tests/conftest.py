@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -80,3 +81,19 @@ FACTORIES: dict[str, FreelistFactory] = {
 def freelist_cls(request: pytest.FixtureRequest) -> FreelistFactory:
     """A freelist class (or the bbolt-policy hashmap): ``freelist_cls(ids)``."""
     return FACTORIES[request.param]
+
+
+#: The freelists the page-file tests run with, by name.
+PAGEFILE_KINDS = ["hashmap", "array"]
+
+
+@pytest.fixture(params=PAGEFILE_KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """A freelist name for ``PageFile.open(..., freelist=kind)``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A page file path in a fresh temporary folder (no file there yet)."""
+    return tmp_path / "pages.db"

@@ -31,18 +31,6 @@ from freelist import (
 )
 from freelist.layout import NO_FREELIST, Meta
 
-KINDS = ["hashmap", "array"]
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "pages.db"
-
 
 def root_walk(pf: PageFile) -> list[tuple[int, int]]:
     """The test files' layout: the root page lists (start, n) runs of data."""

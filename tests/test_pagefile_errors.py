@@ -56,18 +56,7 @@ from freelist.layout import (
     unpack_freelist_ids,
 )
 
-KINDS = ["hashmap", "array"]
 PS = 4096
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "pages.db"
 
 
 def state(pf: PageFile, tx: Transaction | None = None) -> tuple[Any, ...]:
