@@ -39,7 +39,6 @@ import fcntl
 import itertools
 import math
 import mmap
-import operator
 import os
 import stat
 import threading
@@ -52,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ._shared import MAX_ID
+from ._shared import _as_int as _shared_as_int
 from .array import ArrayFreelist
 from .errors import (
     BadMagicError,
@@ -133,12 +133,14 @@ def _close_fd(path: str, fd: int, key: int) -> None:
 
 
 def _as_int(path: str, value: object, what: str) -> int:
-    """``value`` as an int (anything with ``__index__``, but not bool)."""
+    """``value`` as an int (anything with ``__index__``, but not bool): the
+    freelists' own conversion, with the file's path in the error."""
     if type(value) is int:
         return value
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
-        raise PageFileTypeError(path, f"{what} must be an int, not {type(value).__name__}")
-    return operator.index(value)  # type: ignore[arg-type]
+    try:
+        return _shared_as_int(value, what)
+    except InvalidTypeError as e:
+        raise PageFileTypeError(path, str(e)) from None
 
 
 class _Verdict(NamedTuple):
