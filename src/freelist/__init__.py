@@ -11,6 +11,7 @@ allocates through either of them.
 
 from __future__ import annotations
 
+from . import registry as registry
 from .array import ArrayFreelist
 from .errors import (
     BadMagicError,

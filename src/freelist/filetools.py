@@ -41,7 +41,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             default="auto",
             help="how to find the pages in use: bbolt's tree walk, none, or auto (default)",
         )
-        p.add_argument("--freelist", choices=["hashmap", "array"], default="hashmap")
+        p.add_argument(
+            "--freelist",
+            default="hashmap",
+            metavar="SPEC",
+            help="freelist to load the file into: array, hashmap[:POLICY] or "
+            "package.module:Name (default hashmap)",
+        )
         p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the lock")
         if name == "inspect":
             p.add_argument("--json", action="store_true", help="print JSON")

@@ -50,9 +50,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from . import registry
 from ._shared import MAX_ID
 from ._shared import _as_int as _shared_as_int
-from .array import ArrayFreelist
 from .errors import (
     BadMagicError,
     ClosedError,
@@ -78,7 +78,6 @@ from .errors import (
     TransactionError,
     UnsupportedVersionError,
 )
-from .hashmap import HashmapFreelist
 from .layout import (
     FREELIST_PAGE,
     MAGIC,
@@ -321,12 +320,10 @@ class PageFile:
 
     def _choose_freelist(self, freelist: object) -> Freelist:
         if isinstance(freelist, str):
-            if freelist not in ("hashmap", "array"):
-                raise InvalidArgumentError(
-                    f"{self._path}: freelist must be 'hashmap', 'array' or a Freelist, "
-                    f"got {freelist!r}"
-                )
-            return HashmapFreelist() if freelist == "hashmap" else ArrayFreelist()
+            try:
+                return registry.make(freelist)
+            except FreelistError as e:
+                raise InvalidArgumentError(f"{self._path}: {e}") from None
         if isinstance(freelist, type):
             raise PageFileTypeError(
                 self._path,

@@ -34,12 +34,10 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
-from ._shared import SharedFreelist
-from .array import ArrayFreelist
-from .errors import FreelistError, InvalidArgumentError, TraceError
-from .hashmap import HashmapFreelist, Policy
+from . import registry
+from .errors import FreelistError, TraceError
 from .protocol import Freelist
 
 __all__ = [
@@ -58,8 +56,6 @@ __all__ = [
 
 #: The workload generators :func:`generate` knows.
 SCENARIOS = ("seed", "mixed", "bulk-delete", "growth", "large-values")
-
-FreelistKind = Literal["array", "hashmap"]
 
 # An operation: (code, a, b) with code one of "A", "F", "D", "C".
 Op = tuple[str, int, int]
@@ -317,10 +313,11 @@ class ReplayResult:
         return asdict(self)
 
 
-def make_freelist(
-    kind: str, ids: Iterable[int] = (), *, policy: Policy = "best-fit"
-) -> SharedFreelist:
-    """Build a freelist by name: ``"array"`` or ``"hashmap"`` (with ``policy``).
+def make_freelist(kind: str, ids: Iterable[int] = (), *, policy: str | None = None) -> Freelist:
+    """Build a freelist from a spec (see :mod:`freelist.registry`): ``"array"``,
+    ``"hashmap"``, ``"hashmap:first-fit"``, an import path ``"pkg.mod:Name"``...
+
+    ``policy`` applies to a registered name that names no policy itself.
 
     :raises InvalidArgumentError: unknown kind or policy.
     :raises InvalidTypeError: an id is not an int.
@@ -329,11 +326,7 @@ def make_freelist(
     Runtime complexity: as the class's constructor, O(F) for the array and
     O(F + S log S) for the hashmap.
     """
-    if kind == "array":
-        return ArrayFreelist(ids)
-    if kind == "hashmap":
-        return HashmapFreelist(ids, policy=policy)
-    raise InvalidArgumentError(f"freelist must be 'array' or 'hashmap', got {kind!r}")
+    return registry.make(kind, ids, policy=policy)
 
 
 def _op_text(op: Op) -> str:
@@ -422,13 +415,15 @@ def replay(
     trace: Trace,
     freelist: str | Callable[[list[int]], Freelist] = "array",
     *,
-    policy: Policy = "best-fit",
+    policy: str | None = None,
     sync: bool = False,
 ) -> ReplayResult:
     """Replay ``trace`` on a new freelist and measure it.
 
-    ``freelist`` is ``"array"``, ``"hashmap"`` (built with ``policy``) or a
-    factory called with the initial free ids (sorted).  The replay follows
+    ``freelist`` is a freelist spec (:mod:`freelist.registry`: ``"array"``,
+    ``"hashmap"``, ``"hashmap:POLICY"``, ``"package.module:Name"``; ``policy``
+    applies to a registered name that names none) or a factory called with the
+    initial free ids (sorted).  The replay follows
     bbolt: the first transaction id is 2; ``A n`` calls ``allocate(txid, n)``
     and grows the file at the high-water mark when it returns 0; ``F k`` and
     ``D s n`` free the whole run, pending in the current transaction; ``C``
@@ -453,9 +448,10 @@ def replay(
     """
     ids = trace.free_ids()
     if isinstance(freelist, str):
-        fl: Freelist = make_freelist(freelist, ids, policy=policy)
-        kind = freelist
-        pol: str | None = policy if freelist == "hashmap" else None
+        spec = registry.resolve(freelist, policy=policy)
+        fl: Freelist = spec.make(ids)
+        kind = spec.kind
+        pol: str | None = spec.policy
     else:
         fl = freelist(ids)
         kind = type(fl).__name__
