@@ -1,85 +1,61 @@
 """Shared test configuration: Hypothesis profiles and the freelist fixture.
 
-Profiles (``FREELIST_HYPOTHESIS_PROFILE=<name>`` chooses one explicitly):
-
-* ``ci``: loaded when the ``CI`` variable is set.  Derandomised, so a CI run
-  repeats exactly; 200 examples per property (Hypothesis's own ``ci`` profile,
-  which this one replaces under the same name, runs 100) and failing examples
-  printed as a reproduction blob.
-* ``dev``: the default on a workstation: random, 100 examples, no deadline.
-* ``thorough``: a soak run: thousands of examples and long state machines.
+Profiles: :mod:`freelist.testing.profiles` (``ci``, ``dev``, ``thorough``);
+``FREELIST_HYPOTHESIS_PROFILE=<name>`` chooses one explicitly, else ``ci`` on CI,
+else ``dev``.
 
 Hypothesis loads its built-in ``ci`` profile by itself when ``CI`` is set; the
 profile registered here under that name replaces it, and is then loaded
 explicitly, so ours is the one in force.  ``pytest --hypothesis-profile=...``
 still overrides the choice, because the plugin applies it after this file runs.
+
+The freelists the protocol tests run on come from the registry: every built-in
+spec of :func:`freelist.registry.builtin_specs`.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
-from freelist import ArrayFreelist, HashmapFreelist
+from freelist import registry
 from freelist._shared import SharedFreelist
+from freelist.testing.profiles import PROFILES, chosen_profile, register_profiles
 
-#: The profiles, by name; tests/test_freelist.py checks the one in force.
-PROFILES: dict[str, dict[str, object]] = {
-    "ci": {
-        "derandomize": True,
-        "deadline": None,
-        "max_examples": 200,
-        "stateful_step_count": 50,
-        "print_blob": True,
-        "suppress_health_check": [HealthCheck.too_slow],
-    },
-    "dev": {
-        "deadline": None,
-        "max_examples": 100,
-        "stateful_step_count": 50,
-    },
-    "thorough": {
-        "deadline": None,
-        "max_examples": 2500,
-        "stateful_step_count": 200,
-        "suppress_health_check": [HealthCheck.too_slow],
-    },
-}
+__all__ = ["FACTORIES", "PROFILE", "PROFILES", "FreelistFactory", "chosen_profile"]
 
-for _name, _kwargs in PROFILES.items():
-    settings.register_profile(_name, **_kwargs)
-
-
-def chosen_profile(environ: Mapping[str, str] = os.environ) -> str:
-    """The profile to load: the explicit choice, else ``ci`` on CI, else ``dev``."""
-    explicit = environ.get("FREELIST_HYPOTHESIS_PROFILE")
-    if explicit:
-        return explicit
-    return "ci" if environ.get("CI") else "dev"
-
-
+register_profiles()
 PROFILE = chosen_profile()
 settings.load_profile(PROFILE)
 
 FreelistFactory = Callable[..., SharedFreelist]
 
-#: Every freelist the protocol tests run on, by test id.  ``hashmap-bbolt`` is
-#: the hashmap with bbolt's allocation rule (exact fit, else a random larger run).
-FACTORIES: dict[str, FreelistFactory] = {
-    "array": ArrayFreelist,
-    "hashmap": HashmapFreelist,
-    "hashmap-bbolt": functools.partial(HashmapFreelist, policy="bbolt", seed=7),
-}
+
+def _factory(spec: str) -> FreelistFactory:
+    """``factory(ids=())``: the registry's factory for ``spec``, ids optional."""
+    make = registry.resolve(spec).factory
+
+    def build(ids: object = ()) -> SharedFreelist:
+        fl = make(ids)
+        assert isinstance(fl, SharedFreelist)
+        return fl
+
+    build.__name__ = build.__qualname__ = spec
+    return build
+
+
+#: Every freelist the protocol tests run on, by spec: one per built-in class and
+#: policy (``hashmap:bbolt`` is the hashmap with bbolt's allocation rule: exact
+#: fit, else a random larger run, from a seeded generator).
+FACTORIES: dict[str, FreelistFactory] = {spec: _factory(spec) for spec in registry.builtin_specs()}
 
 
 @pytest.fixture(params=list(FACTORIES))
 def freelist_cls(request: pytest.FixtureRequest) -> FreelistFactory:
-    """A freelist class (or the bbolt-policy hashmap): ``freelist_cls(ids)``."""
+    """A built-in freelist factory: ``freelist_cls(ids)``."""
     return FACTORIES[request.param]
 
 

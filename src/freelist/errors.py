@@ -27,6 +27,7 @@ __all__ = [
     "InvalidPageIdsError",
     "InvalidTypeError",
     "MetaPageError",
+    "MissingExtraError",
     "MissingFileError",
     "NoValidMetaError",
     "NotAllocatedError",
@@ -69,6 +70,12 @@ class MetaPageError(InvalidArgumentError):
 
 class DoubleFreeError(FreelistError):
     """A page being freed is already free or pending release."""
+
+
+class MissingExtraError(FreelistError, ImportError):
+    """A module of :mod:`freelist` needs an optional dependency that is not
+    installed; the message names the extra that installs it (for example
+    ``pip install 'freelist[testing]'`` for :mod:`freelist.testing`)."""
 
 
 class TraceError(FreelistError):
