@@ -39,7 +39,7 @@ except ImportError as _e:  # pragma: no cover - exercised with hypothesis hidden
         name="hypothesis",
     ) from _e
 
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -125,6 +125,8 @@ def assert_conforms(
         database=None,
         print_blob=False,
         report_multiple_bugs=False,
+        # Phase.explain re-runs the failure many times for a note of little use here.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     label = getattr(factory, "__qualname__", None) or repr(factory)
