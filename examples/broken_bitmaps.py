@@ -36,8 +36,9 @@ class ReusePendingUnderReader(BitmapFreelist):
 
     def release_pending(self) -> None:
         readers = sorted(self._readers)
-        if readers and readers[-1] > 0:
-            self.release(readers[-1] - 1)
+        newest = readers[-1] if readers else MAX_ID
+        if newest > 0:
+            self.release(newest - 1)
         low = readers[0] if readers else MAX_ID
         for r in readers:
             if low < r:

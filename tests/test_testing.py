@@ -5,6 +5,7 @@ caught)."""
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import unittest
@@ -313,3 +314,48 @@ def test_a_broken_variant_is_reported_with_its_program(examples: tuple[Any, Any]
 def test_the_wrong_rule_variant_passes_under_any(examples: tuple[Any, Any]) -> None:
     _, broken = examples
     assert_conforms(broken.ExactFitFirst, choice="any", max_examples=30)
+
+
+# ---------------------------------------------------------------------------
+# Benchmarking the example through public functions.
+
+
+@pytest.mark.parametrize("scenario", ["seed", "mixed"])
+def test_replay_takes_a_third_party_factory(examples: tuple[Any, Any], scenario: str) -> None:
+    """Both first fit: the bitmap ends exactly where the array does."""
+    from freelist import trace
+
+    bitmap, _ = examples
+    tr = trace.generate(scenario, free_pages=2000, txs=50, seed=1)
+    mine = trace.replay(tr, bitmap.BitmapFreelist)
+    ref = trace.replay(tr, "array")
+    assert mine.type == "BitmapFreelist"
+    assert (mine.final_hwm, mine.free_count, mine.spans, mine.free_sha256) == (
+        ref.final_hwm,
+        ref.free_count,
+        ref.spans,
+        ref.free_sha256,
+    )
+
+
+def test_the_benchmark_example_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLES), "BENCH_FREE_PAGES": "300", "BENCH_TXS": "10"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-disable",
+            str(EXAMPLES / "bench_bitmap.py"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "15 passed" in done.stdout

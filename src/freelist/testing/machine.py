@@ -278,12 +278,32 @@ class FreelistMachine(RuleBasedStateMachine):
             f"free({self.tx}, {start}, {n})",
         )
 
-    @rule(begin_next=st.booleans())
-    def commit(self, begin_next: bool) -> None:
-        """The writer commits.  bbolt releases pending pages when the next writer
-        begins, which may be at once or after readers of this commit opened."""
+    @rule(which=st.integers(0, 4), n=run_lengths)
+    def refused_argument(self, which: int, n: int) -> None:
+        """A value outside its domain (a run of 0 pages, txid 0, a negative
+        page id or txid): refused with :class:`~freelist.InvalidArgumentError`
+        (or a subclass), and nothing changes."""
+        fl, tx = self.fl, self.tx
+        calls: list[tuple[Callable[[], object], str]] = [
+            (lambda: fl.allocate(tx, 0), f"allocate({tx}, 0)"),
+            (lambda: fl.allocate(0, n), f"allocate(0, {n})"),
+            (lambda: fl.free(tx, self.hwm, 0), f"free({tx}, {self.hwm}, 0)"),
+            (lambda: fl.free(0, self.hwm, n), f"free(0, {self.hwm}, {n})"),
+            (lambda: fl.release(-n), f"release({-n})"),
+        ]
+        call, what = calls[which]
+        _refuses(InvalidArgumentError, fl, call, what)
+
+    @rule(reader=st.booleans(), begin_next=st.booleans())
+    def commit(self, reader: bool, begin_next: bool) -> None:
+        """The writer commits.  A reader may open on the new snapshot at once
+        (``reader``), and bbolt releases pending pages when the next writer
+        begins, which may be at once or after more readers opened."""
         self.tx += 1
         self.writer_runs = []
+        if reader:
+            self.fl.add_reader(self.tx - 1)
+            self.readers.append(self.tx - 1)
         if begin_next:
             self.fl.release_pending()
             self.release_pending_model()
