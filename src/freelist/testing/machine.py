@@ -24,7 +24,12 @@ Release rules, from bbolt's ReleasePendingPages/releaseRange (written out in
   (A != 0), that is, pages no reader r with A <= r <= F can see; with no
   reader open, every page (F <= 2**64-2).
 
-Each allocation is checked against the machine's allocation rule
+The rules allocate, free (runs the freelist allocated, pages it never saw, and
+runs it must refuse), commit (opening a reader on the new snapshot or not, and
+beginning the next writer at once or not), release in each of the three ways,
+open and close readers, roll back, probe ``freed()``, reload, and pass values
+outside their domain that must be refused.  Each allocation is checked against
+the machine's allocation rule
 (:attr:`FreelistMachine.choice`), and after every step the freelist's views
 (:func:`~freelist.testing.model.check`) and the model must agree.
 """
