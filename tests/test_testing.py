@@ -192,6 +192,19 @@ def test_a_class_with_only_the_protocol_conforms() -> None:
     assert_conforms(_ProtocolOnly, choice="first-fit", max_examples=20)
 
 
+class _NotAFreelist:
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self.ids = list(ids)
+
+    def allocate(self, txid: int, n: int) -> int:
+        return 0 * txid * n
+
+
+def test_a_factory_that_builds_no_freelist_is_told_what_is_missing() -> None:
+    with pytest.raises(AssertionError, match=r"lacks members of the Freelist protocol: add_reader"):
+        assert_conforms(_NotAFreelist, max_examples=5, derandomize=True)
+
+
 def test_for_factory_gives_a_test_case_with_the_settings() -> None:
     quick = settings(max_examples=5, derandomize=True, database=None, deadline=None)
     case = FreelistMachine.for_factory(ArrayFreelist, choice="first-fit", settings=quick)

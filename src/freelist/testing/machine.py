@@ -70,6 +70,9 @@ __all__ = ["HWM", "FreelistMachine"]
 #: cannot serve grow the file above it.
 HWM = 64
 
+#: The members a freelist must have (those of the Freelist protocol).
+_PROTOCOL = sorted(m for m in vars(Freelist) if not m.startswith("_"))
+
 #: Builds a freelist from a sorted list of free page ids.
 Factory = Callable[[list[int]], Freelist]
 
@@ -166,6 +169,10 @@ class FreelistMachine(RuleBasedStateMachine):
                 f"{type(self).__name__}.factory is not set: use FreelistMachine.for_factory()"
             )
         self.fl: Freelist = factory(list(ids))
+        assert isinstance(self.fl, Freelist), (
+            f"the factory returned a {type(self.fl).__name__!r}, which lacks members of the "
+            "Freelist protocol: " + ", ".join(m for m in _PROTOCOL if not hasattr(self.fl, m))
+        )
         self.free: set[int] = set(ids)
         self.pending: dict[int, tuple[int, int, int]] = {}  # page -> (F, A, run start)
         self.in_use: set[int] = set(range(2, HWM)) - self.free
