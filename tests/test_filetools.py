@@ -262,6 +262,38 @@ def test_inspect_text_report(capsys: pytest.CaptureFixture[str], tree_file: Path
     assert "free tail:" in out
 
 
+def test_scan_shows_pending_pages_of_an_open_writer(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    with PageFile.open(path) as pf:
+        with pf.update() as tx:
+            run = tx.allocate(6)
+            tx.write(run, b"data")
+        with pf.update() as tx:
+            tx.free(run + 1, 3)
+            scan = scan_file(pf, walk=False)
+            assert scan.pending == 3
+            assert scan.map.total()["pending"] == 3
+            assert scan.map.counts(run + 1) == {"pending": 1}
+            assert scan.report()["in_use_pages"] == pf.meta.hwm - scan.free - 3
+
+
+def test_inspect_a_page_file_of_this_library(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "plain.db"
+    with PageFile.open(path) as pf, pf.update() as tx:
+        tx.root = tx.allocate(3)
+        tx.write(tx.root, b"not a bbolt page")
+    png = tmp_path / "plain.png"
+    assert main(["inspect", str(path), "--json", "--plot", str(png)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "page_types" not in info  # no tree walk: the root is not a bbolt page
+    assert info["pages"]["used"] == 3
+    _shape, present = _colours_in(png)
+    assert {"meta", "freelist", "used"} <= present
+    assert "unreachable" not in present
+
+
 # --- pictures ----------------------------------------------------------------------
 
 
@@ -422,7 +454,9 @@ def test_trace_from_a_file_made_by_this_library(tmp_path: Path) -> None:
             assert all(not (fs <= p < fs + fn) for fs, fn in free for p in range(s, s + n))
 
 
-def test_trace_from_file_errors(tmp_path: Path) -> None:
+def test_trace_from_file_errors(tmp_path: Path, tree_file: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="walk must be"):
+        trace_from_file(str(tree_file), "seed", 3, walk="sometimes")
     with pytest.raises(TraceError, match="unknown scenario"):
         trace_from_file(str(tmp_path / "missing.db"), "nope", 10)
     with pytest.raises(TraceError, match="at least 1"):

@@ -26,12 +26,15 @@ from typing import Any
 
 from . import bbolt, filemap
 from ._shared import runs_of
-from .errors import ReachabilityError
+from .errors import InvalidArgumentError, ReachabilityError
 from .filemap import MAX_CELLS, PageMap
 from .layout import BRANCH_PAGE, LEAF_PAGE, NO_FREELIST, Meta, PageHeader
 from .pagefile import PageFile, Reachable
 
 __all__ = ["FileScan", "add_commands", "open_for_tools", "scan_file"]
+
+#: The ways to find the pages in use (``--walk``).
+WALKS = ("auto", "bbolt", "none")
 
 #: Seconds a pass runs before its progress bar appears.
 PROGRESS_DELAY = 0.5
@@ -60,7 +63,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p.add_argument("file", metavar="FILE", help="a page file or a bbolt database")
         p.add_argument(
             "--walk",
-            choices=["auto", "bbolt", "none"],
+            choices=WALKS,
             default="auto",
             help="how to find the pages in use: bbolt's tree walk, none, or auto (default: "
             "walk when the root looks like a bbolt tree page)",
@@ -206,9 +209,12 @@ def open_for_tools(
     :raises FreelistError: the file cannot be opened (see :meth:`PageFile.open`);
         :class:`ReachabilityError` when its freelist is not synced and ``walk``
         is ``"none"``.
+    :raises InvalidArgumentError: ``walk`` is not one of the three.
 
     Runtime complexity: as :meth:`PageFile.open`, plus the walk when one is used.
     """
+    if walk not in WALKS:
+        raise InvalidArgumentError(f"{path}: walk must be one of {', '.join(WALKS)}, got {walk!r}")
     bar = _Progress(f"{path}: walking the tree") if progress else None
     walker: Reachable | None = _walker(bar) if walk in ("auto", "bbolt") else None
     try:
