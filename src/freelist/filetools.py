@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -173,8 +174,6 @@ def _walker(progress: _Progress | None) -> Reachable:
     """bbolt's reachability walk, streamed, reporting each page to ``progress``."""
 
     def reach(pf: PageFile) -> Iterator[tuple[int, int]]:
-        if progress is not None and not progress.total:
-            progress.total = pf.meta.hwm
         for pgid, n, _flags in _tree(pf):
             if progress is not None:
                 progress.advance(n)
@@ -215,7 +214,7 @@ def open_for_tools(
     """
     if walk not in WALKS:
         raise InvalidArgumentError(f"{path}: walk must be one of {', '.join(WALKS)}, got {walk!r}")
-    bar = _Progress(f"{path}: walking the tree") if progress else None
+    bar = _Progress(f"{os.path.basename(path)}: walking the tree") if progress else None
     walker: Reachable | None = _walker(bar) if walk in ("auto", "bbolt") else None
     try:
         pf = PageFile.open(
@@ -360,6 +359,7 @@ def scan_file(
     nfl = _freelist_pages(pf)
     if nfl:
         pmap.add(meta.freelist, nfl, "freelist")
+    tick(2 + nfl)
     spans = sorted(pf.freelist.free_spans())
     lengths: Counter[int] = Counter()
     for s, n in spans:
@@ -369,6 +369,7 @@ def scan_file(
     pending = sorted(p for ids in pf.freelist.pending_page_ids().values() for p in ids)
     for s, n in runs_of(pending):
         pmap.add(s, n, "pending")
+    tick(len(pending))
     tree: Counter[str] = Counter()
     if walk:
         for pgid, n, flags in _tree(pf):
@@ -378,7 +379,9 @@ def scan_file(
             if n > 1:
                 pmap.add(pgid + 1, n - 1, "overflow")
             tick(n)
+    before = sum(pmap.totals)
     pmap.fill("unreachable" if walk else "used")
+    tick(sum(pmap.totals) - before)
     tail = spans[-1][1] if spans and spans[-1][0] + spans[-1][1] == hwm else 0
     return FileScan(
         path=pf.path,
@@ -403,7 +406,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
     with pf:
         if walker is not None:
-            with _Progress(f"{args.file}: checking", pf.meta.hwm) as bar:
+            st = pf.stats()
+            total = st.hwm - st.free - st.pending  # the tree's pages and any leaked ones
+            with _Progress(f"{os.path.basename(args.file)}: checking", total) as bar:
                 problems = pf.check(_walker(bar))
         else:
             problems = pf.check(None)
@@ -439,7 +444,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         filemap.check_plot_path(args.plot)  # fail before the long pass, not after it
     pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
     with pf:
-        with _Progress(f"{args.file}: mapping pages", pf.meta.hwm) as bar:
+        with _Progress(f"{os.path.basename(args.file)}: mapping pages", pf.meta.hwm) as bar:
             scan = scan_file(pf, walk=walker is not None, progress=bar.advance)
         st = pf.stats()
     hist = scan.run_lengths
