@@ -153,7 +153,10 @@ def test_grid_shape_and_run_buckets() -> None:
 # --- scanning files ------------------------------------------------------------------
 
 
-def test_scan_classifies_every_page(tree_file: Path) -> None:
+@pytest.mark.parametrize("page_size", [1024, 4096, 65536])
+def test_scan_classifies_every_page(tmp_path: Path, page_size: int) -> None:
+    tree_file = tmp_path / "tree.db"
+    _tree_file(tree_file, page_size=page_size)
     pf, walker = open_for_tools(str(tree_file), "auto", "hashmap", 5.0)
     with pf:
         assert walker is not None  # the root looks like a bbolt branch page
@@ -172,16 +175,16 @@ def test_scan_classifies_every_page(tree_file: Path) -> None:
         assert rep["in_use_pages"] == pf.meta.hwm - t["free"]
         # a copy holds metas, the tree (4 pages) and an empty freelist page
         assert rep["compacted"]["pages"] == 2 + 4 + 1
-        assert rep["compacted"]["bytes"] == 7 * 4096
-        back = scan.file_size - 7 * 4096
+        assert rep["compacted"]["bytes"] == 7 * page_size
+        back = scan.file_size - 7 * page_size
         assert rep["compacted"]["gives_back_bytes"] == back
         assert rep["compacted"]["gives_back_share"] == pytest.approx(back / scan.file_size, 1e-3)
         spans = sorted(pf.freelist.free_spans())
         tail = spans[-1][1] if sum(spans[-1]) == pf.meta.hwm else 0
         assert rep["free_tail"] == {
             "pages": tail,
-            "bytes": tail * 4096,
-            "past_hwm_bytes": scan.file_size - pf.meta.hwm * 4096,
+            "bytes": tail * page_size,
+            "past_hwm_bytes": scan.file_size - pf.meta.hwm * page_size,
         }
         # without the walk, the pages in use are of unknown kind
         plain = scan_file(pf, walk=False).map.total()
