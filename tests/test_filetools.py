@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from freelist import PageFile
+from freelist import PageFile, bbolt
 from freelist._shared import runs_of
 from freelist.cli import main
 from freelist.errors import FreelistError, InvalidArgumentError, MissingFileError, TraceError
@@ -159,7 +159,7 @@ def test_scan_classifies_every_page(tmp_path: Path, page_size: int) -> None:
     _tree_file(tree_file, page_size=page_size)
     pf, walker = open_for_tools(str(tree_file), "auto", "hashmap", 5.0)
     with pf:
-        assert walker is not None  # the root looks like a bbolt branch page
+        assert walker is bbolt.reachable  # the root looks like a bbolt branch page
         scan = scan_file(pf, walk=True)
         t = scan.map.total()
         assert t["meta"] == 2

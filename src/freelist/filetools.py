@@ -215,10 +215,14 @@ def open_for_tools(
     if walk not in WALKS:
         raise InvalidArgumentError(f"{path}: walk must be one of {', '.join(WALKS)}, got {walk!r}")
     bar = _Progress(f"{os.path.basename(path)}: walking the tree") if progress else None
-    walker: Reachable | None = _walker(bar) if walk in ("auto", "bbolt") else None
+    walker: Reachable | None = bbolt.reachable if walk in ("auto", "bbolt") else None
     try:
         pf = PageFile.open(
-            path, readonly=True, freelist=freelist, reachable=walker, timeout=timeout
+            path,
+            readonly=True,
+            freelist=freelist,
+            reachable=_walker(bar) if walker is not None else None,
+            timeout=timeout,
         )
     except ReachabilityError as e:
         if walker is not None:
