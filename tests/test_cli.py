@@ -170,3 +170,34 @@ def test_plot_with_an_unknown_suffix_is_refused(
     code = main(["compare", "--free-pages", "300", "--txs", "5", "--plot", str(tmp_path / "p.pdf")])
     assert code == 2
     assert "png or .svg" in capsys.readouterr().err
+
+
+# --- compare --from FILE: a real file's free pages under the scenario's churn ---
+
+
+def test_compare_from_a_bbolt_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = _bbolt_file(tmp_path, "nosync-hashmap.db")
+    want = json.loads((BBOLT / "expected.json").read_text())["nosync-hashmap.db"]
+    args = ["compare", "--from", str(path), "--txs", "30", "--scenario", "mixed"]
+    assert main([*args, "--json", "--policy", "bbolt"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert str(path) in data["title"]
+    (row,) = data["rows"]  # one row: the file, not the --free-pages sizes
+    assert row["free_pages"] == want["free_count"]
+    assert row["start_hwm"] == want["hwm"]
+    assert row["hashmap"]["policy"] == "bbolt"
+    assert row["array"]["ops"] == row["hashmap"]["ops"] == row["ops"] > 30
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out
+    assert "750" in out
+
+
+def test_compare_from_a_missing_file_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["compare", "--from", str(tmp_path / "none.db"), "--txs", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "freelist: error:" in err
+    assert "none.db: no such file" in err
+    assert "Traceback" not in err

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import __version__, filetools
 from .errors import FreelistError
+from .fromfile import trace_from_file
 from .hashmap import POLICIES
 from .trace import SCENARIOS, ReplayResult, generate, read, replay
 
@@ -73,6 +74,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("--json", action="store_true", help="print the results as JSON")
     cmp.add_argument("--plot", metavar="FILE", help="draw time vs free-list size (png or svg)")
+    cmp.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="start from FILE's free pages (a page file or bbolt database, read-only) and "
+        "replay the scenario's churn on top, instead of the generated --free-pages sizes",
+    )
     cmp.set_defaults(func=_cmd_compare)
 
     tr = sub.add_parser(
@@ -139,9 +147,14 @@ def _median_run(runs: list[ReplayResult]) -> ReplayResult:
 
 def _compare_rows(args: argparse.Namespace, tick: Callable[[str], None]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for size in args.free_pages:
-        tick(f"generating {args.scenario} trace, {size:,} free pages")
-        trace = generate(args.scenario, size, args.txs, args.seed)
+    for want in [0] if args.from_file else args.free_pages:
+        if args.from_file:
+            tick(f"reading {args.from_file}")
+            trace = trace_from_file(args.from_file, args.scenario, args.txs, args.seed)
+        else:
+            tick(f"generating {args.scenario} trace, {want:,} free pages")
+            trace = generate(args.scenario, want, args.txs, args.seed)
+        size = sum(n for _, n in trace.spans)
         row: dict[str, Any] = {
             "scenario": args.scenario,
             "free_pages": size,
@@ -251,6 +264,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     title = (
         f"{args.scenario} scenario, {args.txs} transactions, median of {args.repeat}"
         f"{', freelist synced at every commit' if args.sync else ''}"
+        f"{f', starting from {args.from_file}' if args.from_file else ''}"
     )
     if args.plot:
         # fail before the long run, not after it
@@ -275,7 +289,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         # Plain text: one line per step on stderr, so stdout stays the table or JSON.
         rows = _compare_rows(args, lambda msg: print(msg, file=sys.stderr, flush=True))
     else:
-        steps = len(args.free_pages) * (1 + 2 * args.repeat)
+        steps = (1 if args.from_file else len(args.free_pages)) * (1 + 2 * args.repeat)
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

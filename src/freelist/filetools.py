@@ -4,21 +4,43 @@ Both open the file read-only (a shared lock) and work on this project's page
 files and on real bbolt databases alike.  ``--walk bbolt`` walks bbolt's B+tree
 to find the pages in use, which a file without a synced freelist needs; the
 default ``auto`` walks when the root page looks like a bbolt tree page.
+
+``inspect`` reports the metas, the free runs, the pages by kind, what a
+compacted copy would need and the free tail; ``--plot map.png`` draws where the
+pages are (see :mod:`freelist.filemap`).  :func:`scan_file` does the work in
+one pass over the tree and the free runs, with memory bounded by the map's
+cells (not by the file's size).  A pass that lasts more than a moment shows a
+progress bar on stderr (:mod:`rich`, the ``cli`` extra; plain lines without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import bbolt
-from .errors import ReachabilityError
+from . import bbolt, filemap
+from ._shared import runs_of
+from .errors import InvalidArgumentError, ReachabilityError
+from .filemap import MAX_CELLS, PageMap
 from .layout import BRANCH_PAGE, LEAF_PAGE, NO_FREELIST, Meta, PageHeader
 from .pagefile import PageFile, Reachable
 
-__all__ = ["add_commands", "open_for_tools"]
+__all__ = ["FileScan", "add_commands", "open_for_tools", "scan_file"]
+
+#: The ways to find the pages in use (``--walk``).
+WALKS = ("auto", "bbolt", "none")
+
+#: Seconds a pass runs before its progress bar appears.
+PROGRESS_DELAY = 0.5
+
+Advance = Callable[[int], None]
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,15 +53,21 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     """
     for name, func, text in (
         ("check", _cmd_check, "check a page file or bbolt database; exit 1 if it has problems"),
-        ("inspect", _cmd_inspect, "show a file's metas, freelist and fragmentation"),
+        (
+            "inspect",
+            _cmd_inspect,
+            "show a file's metas, free runs, pages by kind, what a compacted copy would "
+            "need and the free tail; --plot draws where the pages are",
+        ),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("file", metavar="FILE")
+        p.add_argument("file", metavar="FILE", help="a page file or a bbolt database")
         p.add_argument(
             "--walk",
-            choices=["auto", "bbolt", "none"],
+            choices=WALKS,
             default="auto",
-            help="how to find the pages in use: bbolt's tree walk, none, or auto (default)",
+            help="how to find the pages in use: bbolt's tree walk, none, or auto (default: "
+            "walk when the root looks like a bbolt tree page)",
         )
         p.add_argument(
             "--freelist",
@@ -51,7 +79,110 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the lock")
         if name == "inspect":
             p.add_argument("--json", action="store_true", help="print JSON")
+            p.add_argument(
+                "--plot",
+                metavar="FILE",
+                help="draw a map of the file's pages by kind, with a histogram of free-run "
+                "lengths (.png or .svg; needs the plot extra)",
+            )
         p.set_defaults(func=func)
+
+
+# --- progress ---------------------------------------------------------------------
+
+
+class _Progress:
+    """Progress of a pass over ``total`` pages, on stderr once it has lasted
+    :data:`PROGRESS_DELAY` seconds: a rich bar, or a plain line every few
+    seconds without rich.  Silent for short passes."""
+
+    def __init__(self, what: str, total: int = 0) -> None:
+        self.what = what
+        self.total = total
+        self.done = 0
+        self._t0 = time.monotonic()
+        self._next = self._t0 + PROGRESS_DELAY
+        self._bar: Any = None
+        self._task: Any = None
+        self._plain = False
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now < self._next:
+            return
+        if self._bar is None and not self._plain:
+            self._start()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, total=self.total or None)
+            self._next = now + 0.1
+        else:
+            of = f" of {self.total:,}" if self.total else ""
+            print(f"freelist: {self.what}: {self.done:,}{of} pages", file=sys.stderr, flush=True)
+            self._next = now + 2.0
+
+    def _start(self) -> None:
+        try:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+        except ImportError:
+            self._plain = True
+            return
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("pages"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.what, total=self.total or None)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _tree(pf: PageFile) -> Iterator[tuple[int, int, int]]:
+    """``(pgid, pages, flags)`` of every tree page of the bbolt file ``pf``, streamed."""
+    meta = pf.meta
+    if not meta.root:
+        return
+    tx = pf.begin(False)
+    try:
+        yield from bbolt.walk(tx.read, meta.root, meta.hwm, pf.path)
+    finally:
+        tx.rollback()
+
+
+def _walker(progress: _Progress | None) -> Reachable:
+    """bbolt's reachability walk, streamed, reporting each page to ``progress``."""
+
+    def reach(pf: PageFile) -> Iterator[tuple[int, int]]:
+        for pgid, n, _flags in _tree(pf):
+            if progress is not None:
+                progress.advance(n)
+            yield pgid, n
+
+    return reach
+
+
+# --- opening -----------------------------------------------------------------------
 
 
 def _looks_like_bbolt(pf: PageFile) -> bool:
@@ -64,18 +195,34 @@ def _looks_like_bbolt(pf: PageFile) -> bool:
 
 
 def open_for_tools(
-    path: str, walk: str, freelist: str, timeout: float
+    path: str, walk: str, freelist: str, timeout: float, *, progress: bool = False
 ) -> tuple[PageFile, Reachable | None]:
     """Open ``path`` read-only and choose the reachability walk for it.
 
-    :raises FreelistError: the file cannot be opened (see :meth:`PageFile.open`).
+    ``walk`` is ``"auto"`` (bbolt's tree walk when the root looks like a bbolt
+    tree page), ``"bbolt"`` or ``"none"``.  Returns the file and the walk to
+    use with :meth:`PageFile.check` (None: no walk).  With ``progress``, a
+    walk that rebuilds the free pages at opening (a file without a synced
+    freelist) shows a progress bar on stderr when it lasts more than a moment.
+
+    :raises FreelistError: the file cannot be opened (see :meth:`PageFile.open`);
+        :class:`ReachabilityError` when its freelist is not synced and ``walk``
+        is ``"none"``.
+    :raises InvalidArgumentError: ``walk`` is not one of the three.
 
     Runtime complexity: as :meth:`PageFile.open`, plus the walk when one is used.
     """
+    if walk not in WALKS:
+        raise InvalidArgumentError(f"{path}: walk must be one of {', '.join(WALKS)}, got {walk!r}")
+    bar = _Progress(f"{os.path.basename(path)}: walking the tree") if progress else None
     walker: Reachable | None = bbolt.reachable if walk in ("auto", "bbolt") else None
     try:
         pf = PageFile.open(
-            path, readonly=True, freelist=freelist, reachable=walker, timeout=timeout
+            path,
+            readonly=True,
+            freelist=freelist,
+            reachable=_walker(bar) if walker is not None else None,
+            timeout=timeout,
         )
     except ReachabilityError as e:
         if walker is not None:
@@ -83,15 +230,192 @@ def open_for_tools(
         raise ReachabilityError(
             path, "the freelist is not synced to disk; --walk bbolt rebuilds it from the tree"
         ) from e
+    finally:
+        if bar is not None:
+            bar.close()
     if walk == "auto" and not _looks_like_bbolt(pf):
         walker = None
     return pf, walker
 
 
+# --- scanning ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FileScan:
+    """What :func:`scan_file` found: the page map and the figures of the reports.
+
+    ``map`` counts pages by kind (:data:`freelist.filemap.KINDS`); ``tree``
+    counts tree page *objects* the way bbolt's page walk does (``branch`` and
+    ``leaf``, each with its overflow pages); ``run_lengths`` maps a free-run
+    length to its number of runs; ``walked`` says whether the tree was walked
+    (without a walk, pages in use are of kind ``used`` and none is
+    ``unreachable``).
+    """
+
+    path: str
+    page_size: int
+    file_size: int
+    meta: Meta
+    map: PageMap
+    walked: bool
+    freelist_pages: int
+    free: int
+    pending: int
+    free_tail: int
+    tree: Counter[str] = field(default_factory=Counter)
+    run_lengths: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def synced(self) -> bool:
+        """Whether the file keeps its freelist on disk (not ``NoFreelistSync``)."""
+        return self.meta.freelist != NO_FREELIST
+
+    @property
+    def in_use(self) -> int:
+        """Pages below the high-water mark that are neither free nor pending."""
+        return self.meta.hwm - self.free - self.pending
+
+    @property
+    def compacted_pages(self) -> int:
+        """The pages a compacted copy would need: the two metas, the tree (every
+        page in use but the freelist's and, after a walk, the unreachable
+        ones), and one freelist page when the file syncs its freelist.  An
+        estimate: a copy packs its leaves to bbolt's fill percent, which may
+        differ from this file's."""
+        t = self.map.total()
+        if self.walked:
+            tree = t["branch"] + t["leaf"] + t["overflow"]
+        else:
+            tree = self.in_use - 2 - self.freelist_pages
+        return 2 + tree + (1 if self.synced else 0)
+
+    def report(self) -> dict[str, Any]:
+        """The figures as a JSON-ready dict: pages by kind, in use, compacted
+        copy (pages, bytes, and the bytes and share of the file it gives back),
+        free tail (pages and bytes below the high-water mark, bytes past it).
+
+        Runtime complexity: O(kinds).
+        """
+        ps = self.page_size
+        compact = self.compacted_pages * ps
+        back = max(0, self.file_size - compact)
+        return {
+            "pages": {k: v for k, v in self.map.total().items() if v},
+            "in_use_pages": self.in_use,
+            "in_use_bytes": self.in_use * ps,
+            "compacted": {
+                "pages": self.compacted_pages,
+                "bytes": compact,
+                "gives_back_bytes": back,
+                "gives_back_share": round(back / self.file_size, 4) if self.file_size else 0.0,
+            },
+            "free_tail": {
+                "pages": self.free_tail,
+                "bytes": self.free_tail * ps,
+                "past_hwm_bytes": max(0, self.file_size - self.meta.hwm * ps),
+            },
+        }
+
+
+def _freelist_pages(pf: PageFile) -> int:
+    """Pages of the meta's freelist page with its overflow (0 when not synced).
+
+    A local helper: PageFile does not expose its freelist run.
+    """
+    fl = pf.meta.freelist
+    if fl == NO_FREELIST or not 2 <= fl < pf.meta.hwm:
+        return 0
+    with pf.view() as tx:
+        head = PageHeader.unpack(tx.read(fl))
+    return min(1 + head.overflow, pf.meta.hwm - fl)
+
+
+def scan_file(
+    pf: PageFile,
+    *,
+    walk: bool,
+    max_cells: int = MAX_CELLS,
+    progress: Advance | None = None,
+) -> FileScan:
+    """Classify every page of the open file ``pf`` below its high-water mark, in
+    one pass: metas, freelist pages, free and pending runs from the freelist,
+    and with ``walk`` bbolt's tree (branch, leaf, overflow; the pages left are
+    unreachable).  Without ``walk`` the pages left are ``used``.  ``progress``
+    is called with the number of pages classified at each step.
+
+    Memory: the map's ``max_cells`` cells (a 10^7-page file takes the same as a
+    10^5-page one), plus the freelist's own runs.
+
+    :raises FileFormatError: the tree walk finds a malformed tree.
+    :raises ClosedError: ``pf`` is closed.
+    :raises InvalidArgumentError: ``max_cells`` below 1.
+
+    Runtime complexity: O(tree pages + elements + S log S + cells * kinds) for S
+    free runs.
+    """
+    meta = pf.meta
+    hwm = meta.hwm
+    st = pf.stats()
+    pmap = PageMap(hwm, max_cells)
+    tick = progress or (lambda _n: None)
+    pmap.add(0, 2, "meta")
+    nfl = _freelist_pages(pf)
+    if nfl:
+        pmap.add(meta.freelist, nfl, "freelist")
+    tick(2 + nfl)
+    spans = sorted(pf.freelist.free_spans())
+    lengths: Counter[int] = Counter()
+    for s, n in spans:
+        pmap.add(s, n, "free")
+        lengths[n] += 1
+        tick(n)
+    pending = sorted(p for ids in pf.freelist.pending_page_ids().values() for p in ids)
+    for s, n in runs_of(pending):
+        pmap.add(s, n, "pending")
+    tick(len(pending))
+    tree: Counter[str] = Counter()
+    if walk:
+        for pgid, n, flags in _tree(pf):
+            kind = "branch" if flags & BRANCH_PAGE else "leaf"
+            tree[kind] += 1
+            pmap.add(pgid, 1, kind)
+            if n > 1:
+                pmap.add(pgid + 1, n - 1, "overflow")
+            tick(n)
+    before = sum(pmap.totals)
+    pmap.fill("unreachable" if walk else "used")
+    tick(sum(pmap.totals) - before)
+    tail = spans[-1][1] if spans and spans[-1][0] + spans[-1][1] == hwm else 0
+    return FileScan(
+        path=pf.path,
+        page_size=st.page_size,
+        file_size=st.file_size,
+        meta=meta,
+        map=pmap,
+        walked=walk,
+        freelist_pages=nfl,
+        free=st.free,
+        pending=st.pending,
+        free_tail=tail,
+        tree=tree,
+        run_lengths=lengths,
+    )
+
+
+# --- commands ----------------------------------------------------------------------
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout)
+    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
     with pf:
-        problems = pf.check(walker)
+        if walker is not None:
+            st = pf.stats()
+            total = st.hwm - st.free - st.pending  # the tree's pages and any leaked ones
+            with _Progress(f"{os.path.basename(args.file)}: checking", total) as bar:
+                problems = pf.check(_walker(bar))
+        else:
+            problems = pf.check(None)
     if problems:
         for p in problems:
             print(f"{args.file}: {p}")
@@ -111,37 +435,78 @@ def _meta_dict(m: Meta) -> dict[str, Any]:
     }
 
 
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout)
+    if args.plot:
+        filemap.check_plot_path(args.plot)  # fail before the long pass, not after it
+    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
     with pf:
+        with _Progress(f"{os.path.basename(args.file)}: mapping pages", pf.meta.hwm) as bar:
+            scan = scan_file(pf, walk=walker is not None, progress=bar.advance)
         st = pf.stats()
-        spans = pf.freelist.free_spans()
-        hist = Counter(n for _, n in spans)
-        info: dict[str, Any] = {
-            "file": args.file,
-            "page_size": st.page_size,
-            "file_size": st.file_size,
-            "meta": _meta_dict(pf.meta),
-            "freelist_synced": pf.meta.freelist != NO_FREELIST,
-            "free_pages": st.free,
-            "pending_pages": st.pending,
-            "spans": st.spans,
-            "largest_span": st.largest_span,
-            "span_sizes": {str(k): hist[k] for k in sorted(hist)},
-        }
-        if walker is not None:
-            info["page_types"] = dict(bbolt.page_types(pf))
+    hist = scan.run_lengths
+    info: dict[str, Any] = {
+        "file": args.file,
+        "page_size": st.page_size,
+        "file_size": st.file_size,
+        "meta": _meta_dict(scan.meta),
+        "freelist_synced": scan.synced,
+        "free_pages": st.free,
+        "pending_pages": st.pending,
+        "spans": st.spans,
+        "largest_span": st.largest_span,
+        "span_sizes": {str(k): hist[k] for k in sorted(hist)},
+        **scan.report(),
+    }
+    if walker is not None:
+        # bbolt's page walk counts: overflow pages with their owner, pending as free
+        types = Counter(meta=2, freelist=1 if scan.synced else 0, **scan.tree)
+        types["free"] = st.free + st.pending
+        info["page_types"] = {k: v for k, v in types.items() if v}
+    if args.plot:
+        filemap.draw(scan.map, hist, args.plot, title=args.file, page_size=scan.page_size)
+        info["plot"] = args.plot
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    m = info["meta"]
-    print(f"{args.file}: page size {st.page_size}, {st.file_size:,} bytes")
+    _print_inspect(info)
+    return 0
+
+
+def _print_inspect(info: dict[str, Any]) -> None:
+    m, ps = info["meta"], info["page_size"]
+    print(f"{info['file']}: page size {ps}, {info['file_size']:,} bytes")
     print(f"  meta: txid {m['txid']}, root {m['root']}, high-water mark {m['hwm']:,}, ", end="")
     print(f"freelist page {m['freelist'] if m['freelist'] is not None else 'not synced'}")
-    print(f"  free pages {st.free:,}, pending {st.pending:,}, ", end="")
-    print(f"in {st.spans:,} runs, longest {st.largest_span:,}")
+    print(f"  free pages {info['free_pages']:,}, pending {info['pending_pages']:,}, ", end="")
+    print(f"in {info['spans']:,} runs, longest {info['largest_span']:,}")
+    print("  pages: " + ", ".join(f"{k} {v:,}" for k, v in info["pages"].items()))
     if "page_types" in info:
-        print("  pages: " + ", ".join(f"{k} {v:,}" for k, v in info["page_types"].items()))
-    if hist:
-        print("  run sizes: " + ", ".join(f"{k}x{hist[k]}" for k in sorted(hist)[:20]))
-    return 0
+        print(
+            "  bbolt's page walk: " + ", ".join(f"{k} {v:,}" for k, v in info["page_types"].items())
+        )
+    print(f"  in use: {info['in_use_pages']:,} pages ({_size(info['in_use_bytes'])})")
+    c = info["compacted"]
+    print(
+        f"  a compacted copy needs about {c['pages']:,} pages ({_size(c['bytes'])}), "
+        f"giving back {_size(c['gives_back_bytes'])}, {c['gives_back_share']:.0%} of the file"
+    )
+    t = info["free_tail"]
+    past = (
+        f", plus {_size(t['past_hwm_bytes'])} past the high-water mark"
+        if t["past_hwm_bytes"]
+        else ""
+    )
+    print(f"  free tail: {t['pages']:,} pages ({_size(t['bytes'])}) at the end{past}")
+    sizes = info["span_sizes"]
+    if sizes:
+        print("  run sizes: " + ", ".join(f"{k}x{v}" for k, v in list(sizes.items())[:20]))
+    if "plot" in info:
+        print(f"  map of the pages written to {info['plot']}")

@@ -47,6 +47,7 @@ __all__ = [
     "Trace",
     "free_sha256",
     "generate",
+    "generate_from",
     "make_freelist",
     "parse",
     "read",
@@ -595,6 +596,21 @@ def generate(scenario: str, free_pages: int, txs: int, seed: int = 0) -> Trace:
     tail = r.randint(1, gap_max)
     used.append((p, tail))
     hwm = p + tail
+    ops = _churn(scenario, prof, r, hwm, used, txs=txs)
+    return Trace(hwm, spans, ops, [0] * len(ops), f"<{scenario} trace>")
+
+
+def _churn(
+    scenario: str,
+    prof: _Profile,
+    r: random.Random,
+    hwm: int,
+    used: list[tuple[int, int]],
+    *,
+    txs: int,
+) -> list[Op]:
+    """The operations of ``txs`` transactions of ``scenario`` on a file with
+    high-water mark ``hwm`` whose in-use runs are ``used`` (consumed by ``D``)."""
     ops: list[Op] = []
     live: list[int] = []  # allocation numbers not freed yet
 
@@ -638,4 +654,54 @@ def generate(scenario: str, free_pages: int, txs: int, seed: int = 0) -> Trace:
         for _ in range(r.randint(*prof.frees_per_tx)):
             free_used(prof.d_size(r))
         ops.append(("C", 0, 0))
-    return Trace(hwm, spans, ops, [0] * len(ops), f"<{scenario} trace>")
+    return ops
+
+
+def generate_from(
+    scenario: str,
+    hwm: int,
+    spans: Iterable[tuple[int, int]],
+    txs: int,
+    seed: int = 0,
+    *,
+    name: str = "",
+) -> Trace:
+    """Generate ``txs`` transactions of ``scenario`` churn on a given file: high-water
+    mark ``hwm`` and initial free runs ``spans`` (a real file's, say).
+
+    The operations are drawn as :func:`generate` draws them; ``D`` lines free
+    pages of the runs in use at the start: every page of ``[2, hwm)`` outside
+    ``spans``.  ``name`` names the trace in error messages.  The same arguments
+    always give the same trace.
+
+    :raises TraceError: unknown scenario, ``txs`` below 1, ``hwm`` below 2, or
+        ``spans`` unsorted, overlapping, empty runs or outside ``[2, hwm)``.
+
+    Runtime complexity: O(S log S + txs) for S runs.
+    """
+    prof = _PROFILES.get(scenario)
+    if prof is None:
+        raise TraceError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    if txs < 1:
+        raise TraceError("transactions must be at least 1")
+    if hwm < 2:
+        raise TraceError(f"high-water mark {hwm} is below 2")
+    try:
+        runs = sorted((int(s), int(n)) for s, n in spans)
+    except (TypeError, ValueError) as e:
+        raise TraceError(f"free runs must be (start, length) pairs of ints: {e}") from None
+    used: list[tuple[int, int]] = []
+    p = 2
+    for s, n in runs:
+        if n < 1 or s < p or s + n > hwm:
+            raise TraceError(
+                f"free run {s}+{n} is empty, overlaps another or is outside [2, {hwm})"
+            )
+        if s > p:
+            used.append((p, s - p))
+        p = s + n
+    if p < hwm:
+        used.append((p, hwm - p))
+    r = random.Random(f"{scenario}/from/{hwm}/{len(runs)}/{txs}/{seed}")
+    ops = _churn(scenario, prof, r, hwm, used, txs=txs)
+    return Trace(hwm, runs, ops, [0] * len(ops), name or f"<{scenario} trace>")
