@@ -90,7 +90,9 @@ class _Run:
         self.n = n
         self.ps = len(first)
         if need > n * self.ps:
-            raise _PageError(f"its {need - PAGE_HEADER_SIZE} bytes of elements run past the end of the page")
+            raise _PageError(
+                f"its {need - PAGE_HEADER_SIZE} bytes of elements run past the end of the page"
+            )
         pages = -(-need // self.ps)
         self.head = first if pages <= 1 else read(pgid, pages)
 
