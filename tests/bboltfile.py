@@ -132,14 +132,19 @@ def nested_inline_chain(levels: int) -> bytes:
     return leaf_body([(BUCKET_FLAG, b"b", bucket(0, inner))])
 
 
+class WatchdogExpired(BaseException):
+    """A block ran past its watchdog.  A BaseException, so that no
+    ``except Exception`` (or ``except OSError``) on the way can swallow it."""
+
+
 @contextmanager
 def watchdog(seconds: float, what: str = "the case") -> Iterator[None]:
-    """Fail with :class:`TimeoutError` when the block runs longer than
+    """Fail with :class:`WatchdogExpired` when the block runs longer than
     ``seconds`` (SIGALRM; main thread only).  A bound against hangs, not a
     speed assertion."""
 
     def expire(_sig: int, _frame: object) -> None:
-        raise TimeoutError(f"{what} ran longer than {seconds} s (hang?)")
+        raise WatchdogExpired(f"{what} ran longer than {seconds} s (hang?)")
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)

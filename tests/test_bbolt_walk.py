@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from freelist import FileFormatError, PageFile, ReachabilityError
-from freelist.bbolt import MAX_INLINE_DEPTH, BboltTreeError, _Walker, page_types, reachable
+from freelist.bbolt import MAX_INLINE_DEPTH, BboltTreeError, _Walker, page_types, reachable, walk
 
 from .bboltfile import (
     BUCKET_FLAG,
@@ -247,3 +247,16 @@ def test_random_trees_walk_to_exactly_their_pages(tmp_path: Path, seed: int) -> 
         got = {p for s, n in reachable(pf) for p in range(s, s + n)}
         assert got == tree.used
         assert pf.check(reachable) == []
+
+
+def test_a_read_that_returns_short_pages_gets_a_clear_error() -> None:
+    body = page(branch_body([(b"k", 3)]), 2, 1024)
+    leaf = page(leaf_body([(BUCKET_FLAG, b"b", bucket(0, leaf_body([(0, b"k", b"v")])))]), 3, 1024)
+
+    def short(pgid: int, n: int) -> bytes:
+        return (body if pgid == 2 else leaf)[: 40 if pgid == 3 else 1024 * n]
+
+    with pytest.raises(BboltTreeError, match=r"short.db: page 3 \(named by page 2\)"):
+        list(walk(short, 2, 4, "short.db"))
+    with pytest.raises(BboltTreeError, match="could not be read"):
+        list(walk(lambda _p, _n: b"", 2, 4, "empty.db"))

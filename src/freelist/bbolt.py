@@ -184,6 +184,8 @@ class _Walker:
             if not 2 <= pgid < hwm:
                 raise self.fail(f"the tree names {_where(pgid, parent)}, outside [2, {hwm})")
             first = read(pgid, 1)
+            if len(first) < PAGE_HEADER_SIZE:
+                raise self.fail(f"{_where(pgid, parent)} could not be read ({len(first)} bytes)")
             _id, flags, count, overflow = _HEADER.unpack_from(first)
             n = 1 + overflow
             if pgid + n > hwm:
@@ -210,6 +212,8 @@ class _Walker:
                     stack.extend((r, pgid) for r in _bucket_roots(run, count))
             except _PageError as e:
                 raise self.fail(f"{_where(pgid, parent)}: {e}") from None
+            except struct.error:  # only when read() returns fewer bytes than asked
+                raise self.fail(f"{_where(pgid, parent)}: read returned a short page") from None
             yield pgid, n, flags
 
     def runs(self) -> Iterator[tuple[int, int]]:
