@@ -260,3 +260,45 @@ def test_a_read_that_returns_short_pages_gets_a_clear_error() -> None:
         list(walk(short, 2, 4, "short.db"))
     with pytest.raises(BboltTreeError, match="could not be read"):
         list(walk(lambda _p, _n: b"", 2, 4, "empty.db"))
+
+
+def test_reachable_ends_its_read_transaction_before_returning(tmp_path: Path) -> None:
+    path = tmp_path / "tree.db"
+    pages = {2: page(branch_body([(b"k", 3)]), 2, PS), 3: page(leaf_body([]), 3, PS)}
+    write_file(path, PS, 5, pages, root=2)
+    pf = _open(path)
+    runs = reachable(pf)  # not consumed yet
+    pf.close()  # would be a TransactionError with the walk's reader still open
+    assert list(runs) == [(2, 2)]
+
+
+def test_the_walk_does_not_read_long_values_that_are_not_buckets() -> None:
+    # A leaf whose value needs 300 overflow pages: only its first page is read,
+    # and a bucket value in the last overflow page costs one more page.
+    value = b"v" * (300 * 1024)
+    body = leaf_body([(0, b"big", value), (BUCKET_FLAG, b"b", bucket(0, leaf_body([])))])
+    data = page(body, 2, 1024)
+    read_pages: list[int] = []
+
+    def read(pgid: int, n: int) -> bytes:
+        read_pages.append(n)
+        return data[(pgid - 2) * 1024 : (pgid - 2 + n) * 1024]
+
+    got = list(walk(read, 2, 2 + len(data) // 1024))
+    assert got == [(2, len(data) // 1024, 0x02)]
+    assert sum(read_pages) <= 3
+
+
+@pytest.mark.parametrize("command", ["check", "inspect"])
+def test_the_cli_refuses_a_crafted_file_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from freelist.cli import main
+
+    path = tmp_path / "shared.db"
+    write_file(path, PS, 5, {2: page(shared_inline_chain(60), 2, PS)}, root=2, freelist=3)
+    with watchdog(20, f"freelist {command}"):
+        assert main([command, str(path)]) != 0
+    err = capsys.readouterr().err
+    assert f"{path}: page 2 (the root)" in err
+    assert "Traceback" not in err

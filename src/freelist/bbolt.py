@@ -271,6 +271,8 @@ def _bucket_roots(run: _Run, count: int) -> list[int]:
     todo = [(0, count, run.n * run.ps, 0)]  # (page offset, elements, end of its bytes, depth)
     while todo:
         page_off, k, limit, depth = todo.pop()
+        if not k:
+            continue
         buf, base = run.get(page_off + PAGE_HEADER_SIZE, _ELEM_SIZE * k)
         for i in range(k):
             flags, pos, ksize, vsize = _ELEM.unpack_from(buf, base + _ELEM_SIZE * i)
