@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from freelist import ArrayFreelist, HashmapFreelist, TraceError
-from freelist.trace import SCENARIOS, Trace, free_sha256, generate, parse, read, replay
+from freelist.cli import main
+from freelist.trace import (
+    MAX_TRACE_PAGES,
+    SCENARIOS,
+    Trace,
+    free_sha256,
+    generate,
+    parse,
+    read,
+    replay,
+)
+
+from .bboltfile import watchdog
 
 DATA = Path(__file__).parent / "data" / "fidelity"
 EXPECTED = json.loads((DATA / "expected-array.json").read_text())["traces"]
@@ -289,3 +302,91 @@ def test_generate_rejects_bad_arguments() -> None:
         generate("nope", 10, 10)
     with pytest.raises(TraceError):
         generate("seed", 0, 10)
+
+
+# --- limits: what a trace may ask for (issue 7 bugs 6 and 8) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # 10^12 pages on H/S lines: used to build a list of 10^12 ids (MemoryError)
+        ("H 1000000000002\nS 2 1000000000000\n", "more than 67,108,864 pages"),
+        (f"H {2**40}\nS 2 900\nS 950 {2**26 - 899}\n", "more than 67,108,864 pages"),
+        ("H 10\nA 1000000000000\n", "more than 67,108,864 pages"),
+        ("H 1000000000002\nD 2 1000000000000\n", "more than 67,108,864 pages"),
+        ("H 1000000000002\nA 40000000\nA 40000000\n", "more than 67,108,864 pages"),
+        (f"H {2**64}\n", "not below 2\\*\\*64"),
+    ],
+)
+def test_parse_refuses_traces_past_the_limits(text: str, message: str) -> None:
+    with pytest.raises(TraceError, match=message) as info:
+        parse(text.splitlines(), name="big.trace")
+    assert str(info.value).startswith("big.trace:")
+
+
+def test_the_limit_itself_is_accepted() -> None:
+    trace = parse(["H 100", "S 2 10", f"A {MAX_TRACE_PAGES - 10}"])
+    assert trace.ops == [("A", MAX_TRACE_PAGES - 10, 0)]
+
+
+def test_cli_replay_of_a_huge_trace_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "huge.trace"
+    path.write_text("H 1000000000002\nS 2 1000000000000\nA 1\nC\n")
+    assert main(["replay", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert f"{path}:2" in err
+    assert "more than" in err
+    assert "Traceback" not in err
+
+
+def test_replay_refuses_a_huge_trace_built_in_memory() -> None:
+    # A Trace made without parse: replay checks before building the freelist.
+    with pytest.raises(TraceError, match="initial free pages, more than"):
+        replay(Trace(10**12 + 2, [(2, 10**12)], [("C", 0, 0)], [1], "mem"), "array")
+
+
+def test_generate_refuses_more_free_pages_than_the_limit() -> None:
+    with pytest.raises(TraceError, match="at most"):
+        generate("seed", MAX_TRACE_PAGES + 1, 1)
+
+
+def test_read_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+    with watchdog(10, "reading a FIFO"), pytest.raises(TraceError, match="not a regular file"):
+        read(fifo)
+
+
+def test_read_refuses_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match=str(tmp_path)):
+        read(tmp_path)
+
+
+def test_cli_replay_of_a_fifo_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+    with watchdog(10, "freelist replay on a FIFO"):
+        assert main(["replay", str(fifo)]) != 0
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_trace_module_re_exports_the_split_modules() -> None:
+    from freelist import replay as replay_mod
+    from freelist import scenarios, trace, traceformat
+
+    assert trace.Trace is traceformat.Trace
+    assert trace.parse is traceformat.parse
+    assert trace.read is traceformat.read
+    assert trace.replay is replay_mod.replay
+    assert trace.run_ops is replay_mod.run_ops
+    assert trace.ReplayResult is replay_mod.ReplayResult
+    assert trace.generate is scenarios.generate
+    assert trace.SCENARIOS is scenarios.SCENARIOS
+    fl = trace.make_freelist("hashmap:bbolt", [2, 3])
+    assert type(fl) is HashmapFreelist
+    assert fl.free_page_ids() == [2, 3]

@@ -1,0 +1,724 @@
+"""A seeded file-damage campaign against PageFile and bbolt's tree walk.
+
+Sources: files written by :class:`PageFile` (both freelists, synced and not,
+several page sizes; each commit writes a bbolt-shaped tree: leaf pages under a
+branch root, copied on write) and the real bbolt files in tests/data/bbolt.
+
+Each case copies one source, damages it (``KINDS``: random byte flips, one
+meta field set to an edge value with or without a fixed checksum, the freelist
+page's header and ids, tree page headers and elements, truncation, crafted
+freelists that list live pages, the root, meta pages, repeats or unsorted
+ids), then opens it (plain, and with ``reachable=bbolt.reachable``), checks it
+with and without the walk, and runs a few write transactions.  It asserts:
+
+* only :class:`~freelist.FreelistError` subclasses escape;
+* nothing hangs: a watchdog (SIGALRM) fails a case that runs past
+  ``CASE_SECONDS``; it bounds hangs, it does not measure speed;
+* no page the chosen meta's state uses is handed out: the live set of each
+  meta of the *undamaged* file (its tree pages by bbolt's walk, its freelist
+  pages, the metas) is computed before the damage; the state the damaged file
+  opened at is found by its meta's root and freelist ids, and every
+  ``allocate()`` result is checked against its live set and against the pages
+  the case allocated itself and has not freed.
+
+Every case has a fixed seed and an id ``source/kind/seed``: a failure replays
+with ``pytest tests/test_damage.py -k 'source/kind/seed'``.  The normal run
+takes ``SLICE`` seeds a (source, kind) pair; the ``thorough`` Hypothesis
+profile takes ``THOROUGH``, and ``FREELIST_DAMAGE_CASES=N`` takes N.
+
+Cases that fail on PageFile bugs already known (issue 7) are listed in
+``KNOWN`` with the bug they hit, and run as strict xfails: when PageFile is
+fixed they pass, and the strict xfail reports it so the entry can go.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import shutil
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from freelist import FreelistError, PageFile, bbolt, pagefile
+from freelist.layout import (
+    BRANCH_PAGE,
+    FREELIST_PAGE,
+    LEAF_PAGE,
+    NO_FREELIST,
+    Meta,
+    PageHeader,
+    fnv1a64,
+    unpack_freelist_ids,
+)
+
+from .bboltfile import branch_body, leaf_body, page, watchdog
+from .conftest import PROFILE
+
+BBOLT = Path(__file__).parent / "data" / "bbolt"
+
+#: Seeds per (source, kind) in the normal run, the thorough profile, or FREELIST_DAMAGE_CASES.
+SLICE = 3
+THOROUGH = 72
+CASE_SECONDS = 10.0
+
+
+def _seeds() -> int:
+    env = os.environ.get("FREELIST_DAMAGE_CASES")
+    if env:
+        return max(1, int(env) // (len(SOURCES) * len(KINDS)))
+    return THOROUGH if PROFILE == "thorough" else SLICE
+
+
+# ---------------------------------------------------------------------------
+# Sources.
+
+#: PageFile-written sources: (freelist, synced, page size).
+PF_SOURCES = [
+    (kind, synced, ps)
+    for kind in ("array", "hashmap")
+    for synced in (True, False)
+    for ps in (1024, 4096)
+] + [("hashmap", True, 16384), ("array", False, 65536)]
+
+SOURCES = [f"pf-{k}-{'sync' if s else 'nosync'}-{ps}" for k, s, ps in PF_SOURCES] + [
+    f"bbolt-{p.name[: -len('.db.gz')]}" for p in sorted(BBOLT.glob("*.db.gz"))
+]
+
+
+def _write_pagefile_source(path: Path, kind: str, synced: bool, ps: int) -> None:
+    """A PageFile file whose commits each copy a bbolt-shaped tree on write:
+    some new leaves (a few with overflow pages), some old ones freed, a new
+    branch root naming every live leaf, the old root freed."""
+    r = random.Random(f"{kind}/{synced}/{ps}")
+    leaves: list[tuple[int, int]] = []  # (pgid, pages)
+    root = root_n = 0
+    with PageFile.open(
+        path, freelist=kind, page_size=ps, sync_freelist=synced, reachable=bbolt.reachable
+    ) as pf:
+        for _ in range(14):
+            with pf.update() as tx:
+                for _ in range(r.randint(1, 5)):
+                    size = r.choice([8, 8, 8, ps, 2 * ps])
+                    body = leaf_body([(0, b"key", b"v" * size)])
+                    n = max(1, -(-len(body) // ps))
+                    p = tx.allocate(n)
+                    tx.write(p, page(body, p, ps))
+                    leaves.append((p, n))
+                r.shuffle(leaves)
+                for _ in range(r.randint(0, len(leaves) // 3)):
+                    p, n = leaves.pop()
+                    tx.free(p, n)
+                leaves.sort()
+                body = branch_body([(b"k", p) for p, _ in leaves])
+                n = max(1, -(-len(body) // ps))
+                new_root = tx.allocate(n)
+                tx.write(new_root, page(body, new_root, ps))
+                if root:
+                    tx.free(root, root_n)
+                root, root_n = new_root, n
+                tx.root = root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_fsync() -> Iterator[None]:
+    """The campaign tests what a damaged file does, not durability: skip the
+    fsyncs of its commits, which are most of its time.  (``raising=False``:
+    if the page file's sync helper is renamed, the campaign only runs slower.)"""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pagefile, "_fsync", lambda _fd: None, raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every source file, written once for the module."""
+    folder = tmp_path_factory.mktemp("damage-sources")
+    out: dict[str, Path] = {}
+    for (kind, synced, ps), name in zip(PF_SOURCES, SOURCES, strict=False):
+        path = folder / f"{name}.db"
+        _write_pagefile_source(path, kind, synced, ps)
+        out[name] = path
+    for gz in sorted(BBOLT.glob("*.db.gz")):
+        name = f"bbolt-{gz.name[: -len('.db.gz')]}"
+        path = folder / f"{name}.db"
+        path.write_bytes(gzip.decompress(gz.read_bytes()))
+        out[name] = path
+    return out
+
+
+# ---------------------------------------------------------------------------
+# What the undamaged file holds.
+
+
+@dataclass
+class State:
+    """One meta of the undamaged file and the pages its state uses."""
+
+    meta: Meta
+    live: set[int]
+    tree: list[int]  # tree page ids (first pages), in walk order
+    tree_pages: set[int]  # every tree page with its overflow pages
+    fl_ids: list[int]  # the ids on its freelist page (empty when not synced)
+
+
+@dataclass
+class Original:
+    data: bytes
+    ps: int
+    states: list[State]
+
+    def newest(self) -> State:
+        return max(self.states, key=lambda s: s.meta.txid)
+
+
+def _original(path: Path) -> Original:
+    data = path.read_bytes()
+    ps = struct.unpack_from("<I", data, 24)[0]
+    states = []
+    for m in (0, 1):
+        meta, _sum = Meta.unpack(data, m * ps)
+
+        def read(pgid: int, n: int) -> bytes:
+            return data[pgid * ps : (pgid + n) * ps]
+
+        tree: list[int] = []
+        tree_pages: set[int] = set()
+        if meta.root:
+            for p, n, _flags in bbolt.walk(read, meta.root, meta.hwm):
+                tree_pages.update(range(p, p + n))
+                tree.append(p)
+        live = {0, 1} | tree_pages
+        ids: list[int] = []
+        if meta.freelist != NO_FREELIST:
+            head = PageHeader.unpack(data, meta.freelist * ps)
+            live.update(range(meta.freelist, meta.freelist + 1 + head.overflow))
+            ids = unpack_freelist_ids(data, meta.freelist * ps, len(data)).tolist()
+        states.append(State(meta, live, tree, tree_pages, ids))
+    return Original(data, ps, states)
+
+
+# ---------------------------------------------------------------------------
+# Damage.
+
+U64 = 2**64 - 1
+
+
+def _edge_values(o: Original, r: random.Random) -> list[int]:
+    m = o.newest().meta
+    return [0, 1, 2, 3, m.hwm - 1, m.hwm, m.hwm + 1, 2**32 - 1, 2**63, U64, r.getrandbits(64)]
+
+
+_META_FIELDS = {  # name: (offset in the page, struct format)
+    "magic": (16, "<I"),
+    "version": (20, "<I"),
+    "page_size": (24, "<I"),
+    "flags": (28, "<I"),
+    "root": (32, "<Q"),
+    "sequence": (40, "<Q"),
+    "freelist": (48, "<Q"),
+    "hwm": (56, "<Q"),
+    "txid": (64, "<Q"),
+    "checksum": (72, "<Q"),
+}
+
+
+def _fix_checksum(buf: bytearray, off: int) -> None:
+    struct.pack_into("<Q", buf, off + 72, fnv1a64(bytes(buf[off + 16 : off + 72])))
+
+
+def _put(buf: bytearray, off: int, fmt: str, value: int) -> None:
+    if off + struct.calcsize(fmt) <= len(buf):
+        struct.pack_into(fmt, buf, off, value & (256 ** struct.calcsize(fmt) - 1))
+
+
+def damage_flip(o: Original, r: random.Random, buf: bytearray) -> str:
+    """Random byte flips, mostly in the first bytes of pages that matter."""
+    new = o.newest()
+    pages = [0, 1, new.meta.root, *new.tree[:8]]
+    if new.meta.freelist != NO_FREELIST:
+        pages.append(new.meta.freelist)
+    done = []
+    for _ in range(r.randint(1, 6)):
+        if r.random() < 0.8:
+            off = r.choice(pages) * o.ps + r.randrange(min(o.ps, 128))
+        else:
+            off = r.randrange(len(buf))
+        if off < len(buf):
+            buf[off] ^= 1 << r.randrange(8) if r.random() < 0.7 else r.randrange(1, 256)
+            done.append(off)
+    return f"flipped bytes at {done}"
+
+
+def damage_meta(o: Original, r: random.Random, buf: bytearray) -> str:
+    """One field of one meta set to an edge value; the checksum fixed or not."""
+    m = r.choice([0, 1])
+    name = r.choice(list(_META_FIELDS))
+    field_off, fmt = _META_FIELDS[name]
+    value = r.choice([*_edge_values(o, r), o.ps * 2, o.ps // 2, 512, 2**24])
+    off = m * o.ps
+    _put(buf, off + field_off, fmt, value)
+    fixed = name != "checksum" and r.random() < 0.75
+    if fixed:
+        _fix_checksum(buf, off)
+    return f"meta {m} {name} = {value}{' (checksum fixed)' if fixed else ''}"
+
+
+def damage_freelist_header(o: Original, r: random.Random, buf: bytearray) -> str:
+    """The newest freelist page's header: id, flags, count or overflow."""
+    fl = o.newest().meta.freelist
+    if fl == NO_FREELIST:
+        return damage_tree_header(o, r, buf)
+    name, rel, fmt = r.choice(
+        [("id", 0, "<Q"), ("flags", 8, "<H"), ("count", 10, "<H"), ("overflow", 12, "<I")]
+    )
+    value = r.choice([*_edge_values(o, r), 0xFFFF, FREELIST_PAGE, LEAF_PAGE, 0xFFFE])
+    _put(buf, fl * o.ps + rel, fmt, value)
+    if name == "count" and value == 0xFFFF and r.random() < 0.5:
+        _put(buf, fl * o.ps + 16, "<Q", r.choice(_edge_values(o, r)))
+    return f"freelist page {fl} {name} = {value}"
+
+
+def _freelist_ids_at(o: Original, fl: int) -> tuple[int, int]:
+    """(offset of the first id, count) on the freelist page ``fl``."""
+    off = fl * o.ps
+    count = struct.unpack_from("<H", o.data, off + 10)[0]
+    start = off + 16
+    if count == 0xFFFF:
+        count = struct.unpack_from("<Q", o.data, start)[0]
+        start += 8
+    return start, count
+
+
+def damage_freelist_ids(o: Original, r: random.Random, buf: bytearray) -> str:
+    """Crafted freelists: list a live page, the root, a meta page, the freelist's
+    own page, an id past the high-water mark, a repeat, or unsorted ids."""
+    new = o.newest()
+    fl = new.meta.freelist
+    if fl == NO_FREELIST:
+        return damage_tree_elements(o, r, buf)
+    start, count = _freelist_ids_at(o, fl)
+    if count == 0:
+        return damage_freelist_header(o, r, buf)
+    ids = list(new.fl_ids)
+    what = r.choice(["live", "root", "meta", "own", "past", "repeat", "unsorted", "random"])
+    i = r.randrange(count)
+    tree_only = sorted(new.live - {0, 1, *range(fl, fl + 1)})
+    if what == "live" and tree_only:
+        ids[i] = r.choice(tree_only)
+    elif what == "root" and new.meta.root:
+        ids[i] = new.meta.root
+    elif what == "meta":
+        ids[i] = r.choice([0, 1])
+    elif what == "own":
+        ids[i] = fl
+    elif what == "past":
+        ids[i] = new.meta.hwm + r.randrange(3)
+    elif what == "repeat" and count > 1:
+        j = r.randrange(count)
+        ids[i] = ids[j]
+    elif what == "unsorted" and count > 1:
+        j = r.randrange(count)
+        ids[i], ids[j] = ids[j], ids[i]
+    else:
+        ids[i] = r.getrandbits(r.choice([8, 16, 64]))
+    if what in ("live", "root", "meta", "own", "past") and r.random() < 0.5:
+        ids.sort()  # a sorted list, so only the content is wrong
+    for k, v in enumerate(ids):
+        _put(buf, start + 8 * k, "<Q", v)
+    return f"freelist ids: {what} at #{i}"
+
+
+def damage_tree_header(o: Original, r: random.Random, buf: bytearray) -> str:
+    """A tree page's header: flags, count or overflow."""
+    tree = o.newest().tree
+    if not tree:
+        return damage_flip(o, r, buf)
+    p = r.choice(tree[:1] * 3 + tree)
+    name, rel, fmt = r.choice([("flags", 8, "<H"), ("count", 10, "<H"), ("overflow", 12, "<I")])
+    value = r.choice(
+        [*_edge_values(o, r), BRANCH_PAGE, LEAF_PAGE, FREELIST_PAGE, 0xFFFF, r.randrange(300)]
+    )
+    _put(buf, p * o.ps + rel, fmt, value)
+    return f"tree page {p} {name} = {value}"
+
+
+def damage_tree_elements(o: Original, r: random.Random, buf: bytearray) -> str:
+    """One element of a tree page: a child id (branch) or flags/pos/sizes (leaf)."""
+    new = o.newest()
+    if not new.tree:
+        return damage_flip(o, r, buf)
+    p = r.choice(new.tree)
+    base = p * o.ps
+    flags, count = struct.unpack_from("<HH", o.data, base + 8)
+    if count == 0:
+        return damage_tree_header(o, r, buf)
+    i = r.randrange(count)
+    elem = base + 16 + 16 * i
+    if flags & BRANCH_PAGE:
+        value = r.choice(
+            [*_edge_values(o, r), p, new.meta.root, r.choice(sorted(new.live)), *new.fl_ids[:1]]
+        )
+        _put(buf, elem + 8, "<Q", value)
+        return f"branch page {p} element {i} child = {value}"
+    name, rel = r.choice([("flags", 0), ("pos", 4), ("ksize", 8), ("vsize", 12)])
+    value = r.choice([0, 1, 16, 0xFFFF, 2**31, U64, r.randrange(o.ps)])
+    _put(buf, elem + rel, "<I", value)
+    return f"leaf page {p} element {i} {name} = {value & 0xFFFFFFFF}"
+
+
+def damage_truncate(o: Original, r: random.Random, buf: bytearray) -> str:
+    """Cut the file short (or leave one byte short of a page)."""
+    ps = o.ps
+    hwm = o.newest().meta.hwm
+    length = r.choice(
+        [
+            0,
+            1,
+            1023,
+            ps,
+            2 * ps - 1,
+            2 * ps,
+            3 * ps,
+            hwm * ps - 1,
+            (hwm - 1) * ps,
+            r.randrange(len(buf)),
+            r.randrange(2 * ps, max(2 * ps + 1, hwm * ps)),
+        ]
+    )
+    del buf[max(0, length) :]
+    return f"truncated to {len(buf)} bytes"
+
+
+DamageFn = Callable[[Original, random.Random, bytearray], str]
+
+KINDS: dict[str, DamageFn] = {
+    "flip": damage_flip,
+    "meta": damage_meta,
+    "fl-header": damage_freelist_header,
+    "fl-ids": damage_freelist_ids,
+    "tree-header": damage_tree_header,
+    "tree-elem": damage_tree_elements,
+    "truncate": damage_truncate,
+}
+
+# ---------------------------------------------------------------------------
+# Known PageFile failures (issue 7), by case id, with the bug they hit.  Filled
+# from the campaign's own findings: see the module docstring.
+
+#: Issue 7 bug 2: open trusts a freelist page that lists a page in use (the
+#: root, a tree page), so allocate() hands it out.  Damage: "freelist ids"
+#: (live / root / random) and one byte flip on a freelist page.
+_BUG2 = "issue 7 bug 2: open trusts a freelist page listing a page in use; allocate hands it out"
+#: Found by this campaign: open trusts the freelist page header's overflow; a
+#: run longer than the ids need covers tree pages, which the next commit frees
+#: with the freelist's own run (pagefile.py: _read_freelist_page sets _fl_run
+#: from hdr.overflow; _commit frees _fl_run).  Detectable with reachable=.
+_OVERFLOW = (
+    "campaign finding: the freelist page's overflow is trusted; its run covers live pages "
+    "that the next commit frees"
+)
+#: Issue 7 bug 4: a meta txid of 2**64-1 (checksum valid): update() fails,
+#: rollback/close raise TransactionError and keep the lock, so the case's next
+#: open in the same process waits for the lock forever (the watchdog fires).
+_BUG4 = "issue 7 bug 4: txid 2**64-1 wedges the writer; close keeps the lock, the next open hangs"
+
+KNOWN: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "bbolt-synced-array/fl-ids/4",
+            "bbolt-synced-array/fl-ids/12",
+            "bbolt-synced-array/fl-ids/14",
+            "bbolt-synced-array/fl-ids/25",
+            "bbolt-synced-array/fl-ids/37",
+            "bbolt-synced-array/fl-ids/39",
+            "bbolt-synced-array/fl-ids/45",
+            "bbolt-synced-array/fl-ids/50",
+            "bbolt-synced-array/fl-ids/51",
+            "bbolt-synced-array/fl-ids/58",
+            "bbolt-synced-hashmap-nested/fl-ids/6",
+            "bbolt-synced-hashmap-nested/fl-ids/16",
+            "bbolt-synced-hashmap-nested/fl-ids/20",
+            "bbolt-synced-hashmap-nested/fl-ids/25",
+            "bbolt-synced-hashmap-nested/fl-ids/43",
+            "bbolt-synced-hashmap-nested/fl-ids/45",
+            "bbolt-synced-hashmap-nested/fl-ids/48",
+            "bbolt-synced-hashmap-nested/fl-ids/49",
+            "bbolt-synced-hashmap-nested/fl-ids/50",
+            "bbolt-synced-hashmap-nested/fl-ids/56",
+            "bbolt-synced-hashmap-nested/fl-ids/60",
+            "bbolt-synced-hashmap-nested/fl-ids/64",
+            "bbolt-synced-hashmap-nested/fl-ids/67",
+            "bbolt-synced-hashmap-nested/fl-ids/70",
+            "pf-array-sync-1024/fl-ids/0",
+            "pf-array-sync-1024/fl-ids/3",
+            "pf-array-sync-1024/fl-ids/4",
+            "pf-array-sync-1024/fl-ids/7",
+            "pf-array-sync-1024/fl-ids/9",
+            "pf-array-sync-1024/fl-ids/14",
+            "pf-array-sync-1024/fl-ids/24",
+            "pf-array-sync-1024/fl-ids/33",
+            "pf-array-sync-1024/fl-ids/34",
+            "pf-array-sync-1024/fl-ids/46",
+            "pf-array-sync-1024/fl-ids/53",
+            "pf-array-sync-1024/fl-ids/57",
+            "pf-array-sync-1024/fl-ids/62",
+            "pf-array-sync-1024/flip/29",
+            "pf-array-sync-4096/fl-ids/1",
+            "pf-array-sync-4096/fl-ids/2",
+            "pf-array-sync-4096/fl-ids/6",
+            "pf-array-sync-4096/fl-ids/8",
+            "pf-array-sync-4096/fl-ids/29",
+            "pf-array-sync-4096/fl-ids/33",
+            "pf-array-sync-4096/fl-ids/34",
+            "pf-array-sync-4096/fl-ids/37",
+            "pf-array-sync-4096/fl-ids/47",
+            "pf-array-sync-4096/fl-ids/55",
+            "pf-array-sync-4096/fl-ids/58",
+            "pf-array-sync-4096/fl-ids/62",
+            "pf-array-sync-4096/fl-ids/64",
+            "pf-hashmap-sync-1024/fl-ids/0",
+            "pf-hashmap-sync-1024/fl-ids/5",
+            "pf-hashmap-sync-1024/fl-ids/12",
+            "pf-hashmap-sync-1024/fl-ids/21",
+            "pf-hashmap-sync-1024/fl-ids/30",
+            "pf-hashmap-sync-1024/fl-ids/32",
+            "pf-hashmap-sync-1024/fl-ids/35",
+            "pf-hashmap-sync-1024/fl-ids/43",
+            "pf-hashmap-sync-1024/fl-ids/47",
+            "pf-hashmap-sync-1024/fl-ids/48",
+            "pf-hashmap-sync-1024/fl-ids/52",
+            "pf-hashmap-sync-1024/fl-ids/54",
+            "pf-hashmap-sync-1024/fl-ids/56",
+            "pf-hashmap-sync-1024/fl-ids/62",
+            "pf-hashmap-sync-1024/fl-ids/66",
+            "pf-hashmap-sync-1024/fl-ids/68",
+            "pf-hashmap-sync-1024/fl-ids/70",
+            "pf-hashmap-sync-16384/fl-ids/0",
+            "pf-hashmap-sync-16384/fl-ids/7",
+            "pf-hashmap-sync-16384/fl-ids/11",
+            "pf-hashmap-sync-16384/fl-ids/12",
+            "pf-hashmap-sync-16384/fl-ids/22",
+            "pf-hashmap-sync-16384/fl-ids/23",
+            "pf-hashmap-sync-16384/fl-ids/26",
+            "pf-hashmap-sync-16384/fl-ids/31",
+            "pf-hashmap-sync-16384/fl-ids/41",
+            "pf-hashmap-sync-16384/fl-ids/42",
+            "pf-hashmap-sync-16384/fl-ids/48",
+            "pf-hashmap-sync-16384/fl-ids/50",
+            "pf-hashmap-sync-16384/fl-ids/51",
+            "pf-hashmap-sync-16384/fl-ids/57",
+            "pf-hashmap-sync-4096/fl-ids/0",
+            "pf-hashmap-sync-4096/fl-ids/7",
+            "pf-hashmap-sync-4096/fl-ids/11",
+            "pf-hashmap-sync-4096/fl-ids/12",
+            "pf-hashmap-sync-4096/fl-ids/14",
+            "pf-hashmap-sync-4096/fl-ids/16",
+            "pf-hashmap-sync-4096/fl-ids/25",
+            "pf-hashmap-sync-4096/fl-ids/40",
+            "pf-hashmap-sync-4096/fl-ids/51",
+            "pf-hashmap-sync-4096/fl-ids/53",
+            "pf-hashmap-sync-4096/fl-ids/55",
+            "pf-hashmap-sync-4096/fl-ids/62",
+            "pf-hashmap-sync-4096/fl-ids/63",
+            "pf-hashmap-sync-4096/fl-ids/68",
+            "pf-hashmap-sync-4096/fl-ids/69",
+            "pf-hashmap-sync-4096/fl-ids/70",
+        ],
+        _BUG2,
+    ),
+    **dict.fromkeys(
+        [
+            "pf-array-sync-1024/fl-header/4",
+            "pf-array-sync-1024/fl-header/35",
+            "pf-array-sync-1024/fl-header/40",
+            "pf-array-sync-1024/fl-header/48",
+            "pf-array-sync-1024/fl-header/58",
+        ],
+        _OVERFLOW,
+    ),
+    **dict.fromkeys(
+        [
+            "pf-array-sync-4096/meta/4",
+            "pf-hashmap-sync-1024/meta/20",
+            "pf-hashmap-sync-16384/meta/20",
+            "pf-hashmap-sync-4096/meta/16",
+        ],
+        _BUG4,
+    ),
+}
+
+
+def _case_ids() -> Iterator[object]:
+    for source in SOURCES:
+        for kind in KINDS:
+            for seed in range(_seeds()):
+                cid = f"{source}/{kind}/{seed}"
+                marks = []
+                if cid in KNOWN:
+                    marks.append(pytest.mark.xfail(reason=KNOWN[cid], strict=True))
+                yield pytest.param(source, kind, seed, id=cid, marks=marks)
+
+
+# ---------------------------------------------------------------------------
+# The run.
+
+
+class LivePageHandedOutError(AssertionError):
+    """PageFile handed out a page the chosen state uses."""
+
+
+def _state_of(o: Original, meta: Meta) -> State | None:
+    """The undamaged state the damaged file opened at, found by its meta's ids."""
+    for s in o.states:
+        m = s.meta
+        if (m.root, m.freelist, m.hwm, m.txid) == (meta.root, meta.freelist, meta.hwm, meta.txid):
+            return s
+    return None
+
+
+def _freelist_run(pf: PageFile) -> set[int]:
+    """The pages of the freelist page the file's meta names now (none when not synced)."""
+    fl = pf.meta.freelist
+    if fl == NO_FREELIST:
+        return set()
+    with pf.view() as tx:
+        head = PageHeader.unpack(tx.read(fl))
+    return set(range(fl, fl + 1 + head.overflow))
+
+
+def _transactions(pf: PageFile, o: Original, r: random.Random) -> None:
+    """A few write transactions; every allocate() checked against the live
+    set: the opened state's tree pages and metas, the freelist page the meta
+    names at the time, and the pages this case allocated and did not free."""
+    state = _state_of(o, pf.meta)
+    tree: set[int] | None = None
+    if state is not None and state.meta.freelist != NO_FREELIST:
+        tree = state.live - state_freelist(state)
+    elif state is not None:
+        # No synced freelist: what is in use is what the (damaged) tree reaches,
+        # walked here apart from PageFile; the open succeeded, so the walk does.
+        tree = {0, 1, *_tree_pages(pf.path, o.ps, state.meta)}
+    mine: list[tuple[int, int]] = []
+    drain = r.random() < 0.5  # hand out every free page once, so each listed id is tried
+    for _ in range(3):
+        live = None
+        if tree is not None:
+            live = tree | _freelist_run(pf)
+            for p, n in mine:
+                live.update(range(p, p + n))
+        with pf.update() as tx:
+            if drain:
+                drain = False
+                for _ in range(pf.freelist.count):
+                    p = tx.allocate(1)
+                    if live is not None and p in live:
+                        raise LivePageHandedOutError(f"allocate(1) returned {p}, a page in use")
+                    mine.append((p, 1))
+                    if live is not None:
+                        live.add(p)
+            for _ in range(r.randint(1, 4)):
+                n = r.choice([1, 1, 2, 3])
+                p = tx.allocate(n)
+                run = set(range(p, p + n))
+                if live is not None and run & live:
+                    raise LivePageHandedOutError(
+                        f"allocate({n}) returned {p}: pages {sorted(run & live)} are in use"
+                    )
+                tx.write(p, b"x" * 16)
+                mine.append((p, n))
+                if live is not None:
+                    live |= run
+            if mine and r.random() < 0.5:
+                p, n = mine.pop(r.randrange(len(mine)))
+                tx.free(p, n)
+
+
+def _tree_pages(path: str, ps: int, meta: Meta) -> set[int]:
+    """The pages the tree under ``meta.root`` reaches in the file at ``path``."""
+    data = Path(path).read_bytes()
+
+    def read(pgid: int, n: int) -> bytes:
+        return data[pgid * ps : (pgid + n) * ps]
+
+    pages: set[int] = set()
+    if meta.root:
+        for p, n, _flags in bbolt.walk(read, meta.root, meta.hwm):
+            pages.update(range(p, p + n))
+    return pages
+
+
+def state_freelist(state: State) -> set[int]:
+    """The pages of ``state``'s own freelist page run."""
+    return state.live - state.tree_pages - {0, 1}
+
+
+def _run_case(path: Path, o: Original, r: random.Random) -> list[str]:
+    """Open, check and write the damaged file every way; return what was refused."""
+    refused: list[str] = []
+    kind = r.choice(["array", "hashmap"])
+    for walker in (None, bbolt.reachable):
+        how = "walk" if walker else "plain"
+        try:
+            with PageFile.open(path, readonly=True, freelist=kind, reachable=walker) as pf:
+                for w in (None, bbolt.reachable):
+                    try:
+                        pf.check(w)
+                    except FreelistError as e:
+                        refused.append(f"{how} check: {type(e).__name__}")
+                try:
+                    bbolt.page_types(pf)
+                except FreelistError as e:
+                    refused.append(f"{how} page_types: {type(e).__name__}")
+        except FreelistError as e:
+            refused.append(f"{how} open: {type(e).__name__}")
+        try:
+            with PageFile.open(path, freelist=kind, reachable=walker) as pf:
+                _transactions(pf, o, r)
+        except FreelistError as e:
+            refused.append(f"{how} write: {type(e).__name__}")
+    return refused
+
+
+@pytest.mark.parametrize(("source", "kind", "seed"), list(_case_ids()))
+def test_damaged_file(
+    sources: dict[str, Path], tmp_path: Path, source: str, kind: str, seed: int
+) -> None:
+    o = _ORIGINALS.get(source) or _ORIGINALS.setdefault(source, _original(sources[source]))
+    r = random.Random(f"{source}/{kind}/{seed}")
+    buf = bytearray(o.data)
+    what = KINDS[kind](o, r, buf)
+    path = tmp_path / "damaged.db"
+    path.write_bytes(bytes(buf))
+    with watchdog(CASE_SECONDS, f"{source}/{kind}/{seed} ({what})"):
+        try:
+            _run_case(path, o, r)
+        except LivePageHandedOutError as e:
+            raise LivePageHandedOutError(f"{what}: {e}") from None
+
+
+_ORIGINALS: dict[str, Original] = {}
+
+
+def test_the_undamaged_sources_are_sound(sources: dict[str, Path], tmp_path: Path) -> None:
+    # The baseline: every source opens, checks clean with the walk, and the
+    # campaign's live sets agree with PageFile's free pages.
+    for name, src in sources.items():
+        path = tmp_path / f"{name}.db"
+        shutil.copyfile(src, path)
+        o = _original(path)
+        with PageFile.open(path, readonly=True, reachable=bbolt.reachable) as pf:
+            assert pf.check(bbolt.reachable) == [], name
+            state = _state_of(o, pf.meta)
+            assert state is not None
+            free = set(pf.freelist.all_page_ids())
+            assert not free & state.live, name
+        refused = _run_case(path, o, random.Random(name))
+        if o.newest().meta.freelist == NO_FREELIST:  # needs the walk to open
+            assert refused == ["plain open: ReachabilityError", "plain write: ReachabilityError"]
+        else:
+            assert refused == [], name
