@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from freelist import PageFile, Transaction, pagefile
+from freelist import PageFile, Transaction, persist
+from freelist._fileio import FileIO
 from freelist.trace import Trace, generate
 
 OFFSET = 14
@@ -71,9 +72,9 @@ def measure_commits(kind: str, free_pages: int, sync: bool, commits: int) -> dic
         undo = [
             timers.wrap(Transaction, "_allocate_pages", "alloc"),
             timers.wrap(type(pf.freelist), "page_id_array", "serialise"),
-            timers.wrap(pagefile, "pack_freelist_page", "serialise"),
-            timers.wrap(PageFile, "_pwrite", "io"),
-            timers.wrap(PageFile, "_sync_fd", "io"),
+            timers.wrap(persist, "pack_freelist_page", "serialise"),
+            timers.wrap(FileIO, "pwrite", "io"),
+            timers.wrap(FileIO, "sync", "io"),
         ]
         try:
             with pf.update():

@@ -162,9 +162,12 @@ def test_page_size_is_settable_and_checked(path: Path) -> None:
         assert pf.page_size == 1024
     with pytest.raises(PageSizeMismatchError):
         PageFile.open(path, page_size=8192)
-    for bad in (1000, 512, 1 << 17, 4096.0):
+    for bad in (1000, 256, 1 << 25, 4096.0):
         with pytest.raises(InvalidArgumentError):
             PageFile.open(path, page_size=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="new file"):  # read up to 16 MiB, create less
+        PageFile.open(path.with_name("new.db"), page_size=1 << 17)
+    assert path.with_name("new.db").stat().st_size == 0
 
 
 def test_large_freelist_uses_overflow_pages_and_the_0xffff_count(path: Path) -> None:
