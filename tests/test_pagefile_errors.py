@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from freelist import (
     ArrayFreelist,
@@ -1339,3 +1340,131 @@ def test_error_messages_do_not_repeat_themselves(path: Path) -> None:
         assert text.startswith(f"{path}: "), text
         assert text.count(str(path)) == 1, text
         path.unlink()
+
+
+# --- the classes of those bugs ----------------------------------------------------------
+
+DAMAGE_CASES = int(os.environ.get("FREELIST_DAMAGE_CASES", "0")) or (
+    2000 if settings().max_examples >= 1000 else 60
+)
+
+
+def test_damaged_freelist_pages_never_hand_out_a_live_page(tmp_path: Path) -> None:
+    """Seeded byte damage to the newest freelist page: open either refuses with
+    a FileFormatError naming the file, or every page it then hands out is free:
+    never a meta or the root; with a walk, never a page the walk reaches (the
+    root's second page) nor the damaged page either (the stored list is checked
+    against the walk and rebuilt from it when they disagree)."""
+    import random
+
+    rng = random.Random(7)
+    base = tmp_path / "base.db"
+    meta = make_file(base, commits=6)
+    live = {0, 1, meta.root, meta.root + 1}  # what the walk knows
+    walk = _runs_walk([(meta.root, 2)])
+    clean = base.read_bytes()
+    path = tmp_path / "d.db"
+    outcomes: dict[str, int] = {}
+    for case in range(DAMAGE_CASES):
+        data = bytearray(clean)
+        start = meta.freelist * PS
+        for _ in range(rng.choice([1, 2, 4, 16])):
+            at = start + rng.choice([rng.randrange(0, 16), rng.randrange(16, 16 + 8 * 8)])
+            data[at] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        for how in ({}, {"reachable": walk}):
+            opened = _outcome(lambda how=how: PageFile.open(path, **how))  # type: ignore[arg-type]
+            if isinstance(opened, PageFileError):
+                assert isinstance(opened, FileFormatError), (case, opened)
+                assert opened.path == str(path), case
+                outcomes["refused"] = outcomes.get("refused", 0) + 1
+                continue
+            assert isinstance(opened, PageFile)
+            with opened as pf:
+                with pf.update() as tx:
+                    got = {tx.allocate(1) for _ in range(pf.freelist.free_count)}
+                    must_not = live | {meta.freelist} if how else {0, 1, meta.root}
+                    assert not got & must_not, (case, how, sorted(got & must_not))
+                    tx.rollback()
+                outcomes["opened"] = outcomes.get("opened", 0) + 1
+    assert outcomes.get("refused"), outcomes
+    assert outcomes.get("opened"), outcomes
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    """What ``call`` returned, or the PageFileError it raised (anything else escapes)."""
+    try:
+        return call()
+    except PageFileError as e:
+        return e
+
+
+def _odd_values() -> list[object]:
+    released = memoryview(b"x")
+    released.release()
+    return [
+        None,
+        True,
+        False,
+        -1,
+        0,
+        2**64,
+        2**400,
+        1.5,
+        float("nan"),
+        float("inf"),
+        "3",
+        b"3",
+        [3],
+        (3, 1),
+        object(),
+        Index(3),
+        BadIndex(),
+        released,
+        int,
+    ]
+
+
+def test_no_call_leaks_a_raw_exception(path: Path, kind: str) -> None:
+    """Every public PageFile and Transaction call, with every odd value in
+    every argument: a library error naming the file or success, and a failure
+    changes nothing."""
+    make_file(path, kind)
+    with PageFile.open(path, freelist=kind) as pf:
+        tx = pf.begin(True)
+        page = tx.allocate(2)
+        calls: dict[str, Callable[[object], object]] = {
+            "allocate": tx.allocate,
+            "write pgid": lambda v: tx.write(v, b"x"),  # type: ignore[arg-type]
+            "write data": lambda v: tx.write(page, v),  # type: ignore[arg-type]
+            "read pgid": tx.read,
+            "read n": lambda v: tx.read(page, v),  # type: ignore[arg-type]
+            "free pgid": tx.free,
+            "free n": lambda v: tx.free(page, v),  # type: ignore[arg-type]
+            "root": lambda v: setattr(tx, "root", v),
+            "check": pf.check,
+        }
+        for name, call in calls.items():
+            for value in _odd_values():
+                before = state(pf, tx)
+                got = _outcome(lambda call=call, value=value: call(value))
+                if isinstance(got, PageFileError):
+                    assert got.path == str(path), (name, value)
+                    assert state(pf, tx) == before, (name, value)
+        tx.rollback()
+    for name in (
+        "freelist",
+        "page_size",
+        "sync_freelist",
+        "reachable",
+        "timeout",
+        "readonly",
+        "create",
+    ):
+        for value in _odd_values():
+            got = _outcome(lambda name=name, value=value: PageFile.open(path, **{name: value}))
+            if isinstance(got, PageFile):
+                got.close()
+            else:
+                assert isinstance(got, PageFileError), (name, value)
+                assert got.path == str(path), (name, value)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from . import meta as metas
 from . import persist
 from ._fileio import FileIO
-from .errors import PageFileTypeError, ReachabilityError
+from .errors import FreelistError, PageFileTypeError, ReachabilityError
 from .layout import Meta
 from .protocol import Freelist
 
@@ -86,46 +86,61 @@ class Bitmap:
                     yield (i << 3) | j
 
 
-def mark_reachable(io: FileIO, result: object, hwm: int, problems: list[str] | None) -> Bitmap:
-    """A bitmap of the metas and every page the walk's ``result`` names.
+def mark_reachable(
+    io: FileIO, walk: Callable[[], object], hwm: int, problems: list[str] | None
+) -> Bitmap:
+    """A bitmap of the metas and every page ``walk()`` names.
 
     A run outside ``[2, hwm)`` or an item that is not a pair of ints raises
     :class:`~freelist.ReachabilityError`, or, when ``problems`` is a list, is
-    reported there with runs reached twice.
+    reported there with runs reached twice.  A walk that raises anything but a
+    library error is a ReachabilityError too (the cause chained).
 
     Runtime complexity: O(hwm / 8 + R) for R runs, plus the walk.
     """
     used = Bitmap(hwm)
     used.set(0, 2)
     try:
-        items: Iterable[object] = iter(result)  # type: ignore[call-overload]
-    except TypeError:
-        raise io.error(
-            ReachabilityError, f"the walk returned {type(result).__name__}, not (start, n) runs"
-        ) from None
-    for item in items:
-        first: object
-        count: object
+        result = walk()
         try:
-            first, count = item  # type: ignore[misc]
-            start = first if type(first) is int else _index(first)
-            n = count if type(count) is int else _index(count)
-        except (TypeError, ValueError):
-            msg = f"the walk yielded {item!r}, not a (start, n) pair of ints"
-            if problems is None:
-                raise io.error(ReachabilityError, msg) from None
-            problems.append(msg)
-            continue
-        if start < 2 or n < 1 or start + n > hwm:
-            msg = f"the walk names pages {start}+{n} outside [2, {hwm})"
-            if problems is None:
-                raise io.error(ReachabilityError, msg)
-            problems.append(msg)
-            continue
-        if problems is not None and used.any(start, n):
-            problems.append(f"pages {start}+{n} are reached twice (or are meta pages)")
-        used.set(start, n)
+            items: Iterable[object] = iter(result)  # type: ignore[call-overload]
+        except TypeError:
+            raise io.error(
+                ReachabilityError,
+                f"the walk returned {type(result).__name__}, not (start, n) runs",
+            ) from None
+        for item in items:
+            _mark(io, used, item, hwm, problems)
+    except FreelistError:
+        raise
+    except Exception as e:
+        raise io.error(ReachabilityError, f"the walk failed: {type(e).__name__}: {e}") from e
     return used
+
+
+def _mark(io: FileIO, used: Bitmap, item: object, hwm: int, problems: list[str] | None) -> None:
+    """Set the run ``item`` names, or report (or raise) what is wrong with it."""
+    first: object
+    count: object
+    try:
+        first, count = item  # type: ignore[misc]
+        start = first if type(first) is int else _index(first)
+        n = count if type(count) is int else _index(count)
+    except (TypeError, ValueError):
+        msg = f"the walk yielded {item!r}, not a (start, n) pair of ints"
+        if problems is None:
+            raise io.error(ReachabilityError, msg) from None
+        problems.append(msg)
+        return
+    if start < 2 or n < 1 or start + n > hwm:
+        msg = f"the walk names pages {start}+{n} outside [2, {hwm})"
+        if problems is None:
+            raise io.error(ReachabilityError, msg)
+        problems.append(msg)
+        return
+    if problems is not None and used.any(start, n):
+        problems.append(f"pages {start}+{n} are reached twice (or are meta pages)")
+    used.set(start, n)
 
 
 def _index(value: object) -> int:
@@ -167,7 +182,7 @@ def check(
         problems.append(f"free or pending pages outside [2, {hwm})")
     if walk is None:
         return problems
-    used = mark_reachable(io, walk(), hwm, problems)
+    used = mark_reachable(io, walk, hwm, problems)
     for start, n in stored.owned:
         if used.any(start, n):
             problems.append(f"the freelist's pages {start}+{n} are also reachable")
