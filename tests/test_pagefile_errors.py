@@ -1352,9 +1352,9 @@ DAMAGE_CASES = int(os.environ.get("FREELIST_DAMAGE_CASES", "0")) or (
 def test_damaged_freelist_pages_never_hand_out_a_live_page(tmp_path: Path) -> None:
     """Seeded byte damage to the newest freelist page: open either refuses with
     a FileFormatError naming the file, or every page it then hands out is free:
-    never a meta or the root; with a walk, never a page the walk reaches (the
-    root's second page) nor the damaged page either (the stored list is checked
-    against the walk and rebuilt from it when they disagree)."""
+    never a meta or the root; and where open without a walk refused the page,
+    open with the walk rebuilds the list and hands out no page the walk
+    reaches (the root's second page) nor the damaged page itself."""
     import random
 
     rng = random.Random(7)
@@ -1372,18 +1372,21 @@ def test_damaged_freelist_pages_never_hand_out_a_live_page(tmp_path: Path) -> No
             at = start + rng.choice([rng.randrange(0, 16), rng.randrange(16, 16 + 8 * 8)])
             data[at] = rng.randrange(256)
         path.write_bytes(bytes(data))
+        refused = False
         for how in ({}, {"reachable": walk}):
             opened = _outcome(lambda how=how: PageFile.open(path, **how))  # type: ignore[arg-type]
             if isinstance(opened, PageFileError):
                 assert isinstance(opened, FileFormatError), (case, opened)
                 assert opened.path == str(path), case
+                assert not how, (case, opened)  # a walk always rebuilds a damaged list
                 outcomes["refused"] = outcomes.get("refused", 0) + 1
+                refused = True
                 continue
             assert isinstance(opened, PageFile)
             with opened as pf:
                 with pf.update() as tx:
                     got = {tx.allocate(1) for _ in range(pf.freelist.free_count)}
-                    must_not = live | {meta.freelist} if how else {0, 1, meta.root}
+                    must_not = live | {meta.freelist} if refused else {0, 1, meta.root}
                     assert not got & must_not, (case, how, sorted(got & must_not))
                     tx.rollback()
                 outcomes["opened"] = outcomes.get("opened", 0) + 1

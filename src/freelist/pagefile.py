@@ -298,52 +298,44 @@ class PageFile:
         st.meta = meta
         io.map(io.size())
         stored = persist.reading(meta).read(io, meta)
-        if reachable is None:
-            if stored.errors:
-                raise io.error(
-                    FreelistPageError,
-                    f"{stored.errors[0]}; open with reachable= to rebuild the free pages "
-                    "from a walk of the pages in use",
-                )
-            if stored.ids is None:
-                raise io.error(
-                    ReachabilityError,
-                    "the freelist is not synced to disk (NoFreelistSync): "
-                    "pass reachable= to rebuild it",
-                )
+        if not stored.errors and stored.ids is not None:
             owned, ids = stored.owned, stored.ids
+        elif reachable is not None:
+            owned, ids = self._from_walk(reachable, stored)
+        elif stored.errors:
+            raise io.error(
+                FreelistPageError,
+                f"{stored.errors[0]}; open with reachable= to rebuild the free pages "
+                "from a walk of the pages in use",
+            )
         else:
-            owned, ids = self._with_walk(reachable, stored)
+            raise io.error(
+                ReachabilityError,
+                "the freelist is not synced to disk (NoFreelistSync): "
+                "pass reachable= to rebuild it",
+            )
         try:
             st.freelist.init(ids)
         except InvalidPageIdsError as e:
             raise io.error(FreelistPageError, f"freelist page {meta.freelist}: {e}") from e
         st.owned = owned
 
-    def _with_walk(
+    def _from_walk(
         self, reachable: Reachable, stored: persist.Stored
     ) -> tuple[list[Run], list[int]]:
-        """The owned runs and free ids to open with, given a walk: the stored
-        ids when they are sound and none of them (nor the stored freelist's own
-        pages) is reachable; else the pages the walk does not reach (the repair
-        path), keeping the stored freelist's pages out of use until the next
-        commit frees them."""
+        """The owned runs and free ids when the stored list is absent or
+        damaged: every page below the high-water mark that is not a meta, not
+        reachable and not the stored freelist's own is free (the repair path;
+        a damaged freelist page stays out of use until the next commit frees
+        it)."""
         meta = self._state.meta
         used = checking.mark_reachable(self._state.io, lambda: reachable(self), meta.hwm, None)
         owned = stored.owned
         if not owned and stored.ids is not None and 2 <= meta.freelist < meta.hwm:
             owned = [(meta.freelist, 1)]  # a header too damaged to say how many
-        ids = stored.ids
-        if (
-            ids is None
-            or stored.errors
-            or any(used.any(s, n) for s, n in owned)
-            or any(used.any(p, 1) for p in ids)
-        ):
-            for s, n in owned:
-                used.set(s, n)
-            ids = list(used.clear())
-        return owned, ids
+        for s, n in owned:
+            used.set(s, n)
+        return owned, list(used.clear())
 
     # ------------------------------------------------------------------
     # Properties.
