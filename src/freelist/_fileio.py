@@ -113,10 +113,7 @@ class FileIO:
             raise FileIOError(path, f"cannot open: {what}")
 
     def error(self, cls: type[E], message: str) -> E:
-        """An exception of ``cls`` naming this file (see :class:`~freelist.PageFileError`).
-
-        Runtime complexity: O(len(message)).
-        """
+        """An exception of ``cls`` naming this file (see :class:`~freelist.PageFileError`)."""
         return cls(self.path, message)
 
     def lock(self, timeout: float | None) -> None:
@@ -227,10 +224,7 @@ class FileIO:
                 mm.close()
 
     def mapped(self) -> int:
-        """The bytes mapped now.
-
-        Runtime complexity: O(1).
-        """
+        """The bytes mapped now."""
         return 0 if self._mm is None else len(self._mm)
 
     def read(self, offset: int, n: int) -> bytes:
@@ -255,10 +249,7 @@ class FileIO:
 
     def buffer(self) -> mmap.mmap | bytes:
         """The map itself, for reads that parse in place (under the page
-        file's lock; never kept past the call).
-
-        Runtime complexity: O(1).
-        """
+        file's lock; never kept past the call)."""
         return b"" if self._mm is None else self._mm
 
     def ensure_size(self, size: int) -> None:
