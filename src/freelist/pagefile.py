@@ -47,6 +47,7 @@ from .errors import (
     FreelistError,
     FreelistPageError,
     InvalidPageIdsError,
+    InvalidTypeError,
     PageFileArgumentError,
     PageFileTypeError,
     ReachabilityError,
@@ -156,9 +157,9 @@ class PageFile:
     def __init__(self) -> None:
         """Not for use: call :meth:`PageFile.open`.
 
-        :raises PageFileTypeError: always.
+        :raises InvalidTypeError: always.
         """
-        raise PageFileTypeError("PageFile", "use PageFile.open(path, ...) to open a page file")
+        raise InvalidTypeError("use PageFile.open(path, ...) to open a page file")
 
     # ------------------------------------------------------------------
     # Opening.
