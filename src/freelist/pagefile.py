@@ -133,6 +133,18 @@ class _State:
     def fail(self, reason: str) -> None:
         self.failed = reason
 
+    def verify_size(self) -> None:
+        """Refuse to read the map of a file truncated under the meta's pages
+        (by another process: the lock is advisory), which would die of SIGBUS."""
+        meta, io = self.meta, self.io
+        size = io.size()
+        if size < meta.hwm * meta.page_size:
+            raise io.error(
+                FileTooShortError,
+                f"the file was truncated to {size} bytes under its {meta.hwm} pages in use "
+                f"({meta.hwm * meta.page_size} bytes); reopen it",
+            )
+
     def end(self, tx: Transaction) -> None:
         with self.lock:
             if tx.writable:
@@ -374,16 +386,16 @@ class PageFile:
 
         A writer first releases the pending pages no open reader can see
         (bbolt's ReleasePendingPages) and gets txid = the last commit's + 1.  A
-        reader sees the snapshot of the last commit.  Both first check that the
-        file still holds every page the meta names (another process may have
-        truncated it, which would make a mapped read fail with SIGBUS).
+        reader sees the snapshot of the last commit.  A transaction's first
+        read checks that the file still holds every page the meta names
+        (another process may have truncated it, which would make a mapped read
+        fail with SIGBUS): see :meth:`Transaction.read`.
 
         :raises ClosedError: the file is closed.
         :raises ReadOnlyError: a writer on a file opened read-only.
         :raises TransactionError: a writer is already open, a commit failed
             while writing its meta page (reopen the file to write again), or
             the last txid is 2**64-1 (no further commit fits).
-        :raises FileTooShortError: the file was truncated under the meta's pages.
 
         Runtime complexity: O(1) for a reader; a writer's release costs as
         :meth:`~freelist.Freelist.release_pending`.
@@ -393,13 +405,6 @@ class PageFile:
         with st.lock:
             st.check_open()
             meta = st.meta
-            size = io.size()
-            if size < meta.hwm * meta.page_size:
-                raise io.error(
-                    FileTooShortError,
-                    f"the file was truncated to {size} bytes under its {meta.hwm} pages in use "
-                    f"({meta.hwm * meta.page_size} bytes); reopen it",
-                )
             if writable:
                 if io.readonly:
                     raise io.error(ReadOnlyError, "opened read-only; no write transactions")
@@ -446,7 +451,6 @@ class PageFile:
         """A read transaction, closed when the block ends.
 
         :raises ClosedError: the file is closed.
-        :raises FileTooShortError: the file was truncated under the meta's pages.
 
         Runtime complexity: O(1).
         """
@@ -502,6 +506,7 @@ class PageFile:
 
         :raises ClosedError: the file is closed.
         :raises PageFileTypeError: ``reachable`` is not callable.
+        :raises FileTooShortError: another process truncated the file under its pages.
         :raises FileIOError: the file cannot be read.
 
         Runtime complexity: O(hwm / 8 + F) with a walk (plus the walk), O(F) otherwise.
@@ -510,6 +515,7 @@ class PageFile:
         checking.require_walk(st.io, reachable)
         with st.lock:
             st.check_open()
+            st.verify_size()
             walk = None if reachable is None else (lambda: reachable(self))
             return checking.check(
                 st.io, st.meta, st.freelist, compare_memory=st.writer is None, walk=walk

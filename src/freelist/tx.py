@@ -2,8 +2,9 @@
 
 A :class:`Transaction` owns its commit.  The page file offers it a small named
 surface, :class:`TxHost` (the lock, the file, the freelist, the committed meta
-and the pages the stored freelist occupies, and three calls back: ``check_open``,
-``publish`` and ``end``); a transaction touches nothing else of the file.
+and the pages the stored freelist occupies, and five calls back: ``check_open``,
+``verify_size``, ``publish``, ``fail`` and ``end``); a transaction touches
+nothing else of the file.
 
 Commit protocol (the same as bbolt's):
 
@@ -84,6 +85,11 @@ class TxHost(Protocol):
         """Raise :class:`~freelist.ClosedError` when the file is closed."""
         ...
 
+    def verify_size(self) -> None:
+        """Raise :class:`~freelist.FileTooShortError` when the file no longer
+        holds the meta's pages (truncated by another process)."""
+        ...
+
     def publish(self, meta: Meta, owned: list[Run]) -> None:
         """Record a durable commit."""
         ...
@@ -128,6 +134,7 @@ class Transaction:
         self._hwm = meta.hwm
         self._allocated: dict[int, int] = {}
         self._closed = False
+        self._size_checked = False
 
     def __repr__(self) -> str:
         """Kind, txid and whether it is closed."""
@@ -301,6 +308,9 @@ class Transaction:
             high-water mark this transaction sees.
         :raises PageFileTypeError: ``pgid`` or ``n`` is not an int.
         :raises ClosedError: the transaction or file is closed.
+        :raises FileTooShortError: another process truncated the file under the
+            meta's pages (checked at the transaction's first read: a mapped
+            read there would die of SIGBUS).
         :raises FileIOError: the pages are past the end of the file.
 
         Runtime complexity: O(n * page_size).
@@ -310,6 +320,9 @@ class Transaction:
         host = self._host
         ps = host.meta.page_size
         with host.lock:
+            if not self._size_checked:
+                host.verify_size()
+                self._size_checked = True
             return host.io.read(p * ps, k * ps)
 
     def free(self, pgid: int, n: int = 1) -> None:
