@@ -177,7 +177,7 @@ def versus(baseline: str, sizes: list[int], rounds: int, commits: int, no_fsync:
                         got[name].append(json.loads(out))
                 b, t = (statistics.median(got[n]) for n in ("baseline", "this"))
                 print(
-                    f"{size:>10,} {sync == '1'!s:>5} {kind:>8} {b:12.2f} {t:9.2f} {t / b:5.2f}",
+                    f"{size:>10,} {sync == '1'!s:>5} {kind:>8} {b:12.3f} {t:9.3f} {t / b:5.2f}",
                     flush=True,
                 )
 

@@ -38,6 +38,7 @@ from hypothesis.stateful import (
 )
 
 from freelist import FreelistError, PageFile, Transaction
+from freelist.check import Bitmap
 from freelist.layout import CREATE_PAGE_SIZES
 
 
@@ -283,3 +284,23 @@ def test_freelist_page_keeps_every_reserved_page(page_size: int, singles: int, r
                 assert pf.check(lambda _pf: kept) == []
         with PageFile.open(path) as pf:
             assert pf.check(lambda _pf: kept) == []
+
+
+@given(
+    n=st.integers(1, 300),
+    runs=st.lists(st.tuples(st.integers(0, 299), st.integers(1, 40)), max_size=12),
+)
+def test_bitmap_matches_a_set(n: int, runs: list[tuple[int, int]]) -> None:
+    """check()'s one-bit-per-page map against a set of pages."""
+    bits = Bitmap(n)
+    model: set[int] = set()
+    for start, length in runs:
+        k = min(length, n - start) if start < n else 0
+        if k < 1:
+            continue
+        assert bits.any(start, k) == bool(model & set(range(start, start + k)))
+        bits.set(start, k)
+        model |= set(range(start, start + k))
+    clear = [p for p in range(n) if p not in model]
+    assert list(bits.clear()) == clear
+    assert bits.clear_count() == len(clear)

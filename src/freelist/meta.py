@@ -30,7 +30,7 @@ from .errors import (
 )
 from .layout import MAGIC, META_SIZE, NO_FREELIST, PAGE_HEADER_SIZE, READ_PAGE_SIZES, VERSION, Meta
 
-__all__ = ["Verdict", "choose", "read", "validate", "write"]
+__all__ = ["Verdict", "choose", "problems", "read", "validate", "write"]
 
 _META_BYTES = PAGE_HEADER_SIZE + META_SIZE
 
