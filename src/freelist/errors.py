@@ -8,6 +8,10 @@ argument errors also derive from the matching built-in (:class:`ValueError` or
 Every check that raises one of these runs before the operation changes any
 state: a call that raises leaves the allocator (or the page file) exactly as it
 was.
+
+Every error of a page file is a :class:`PageFileError`, whose constructor is the
+one place a message gets the file's path (``"<path>: <message>"``, and the
+``path`` attribute): the page-file modules raise nothing else.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from __future__ import annotations
 __all__ = [
     "BadMagicError",
     "ClosedError",
+    "CorruptPageError",
     "DataTooLargeError",
     "DoubleFreeError",
+    "FileDoubleFreeError",
     "FileFormatError",
     "FileIOError",
     "FileLockedError",
@@ -26,11 +32,13 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidPageIdsError",
     "InvalidTypeError",
+    "MetaConflictError",
     "MetaPageError",
     "MissingExtraError",
     "MissingFileError",
     "NoValidMetaError",
     "NotAllocatedError",
+    "PageFileArgumentError",
     "PageFileError",
     "PageFileTypeError",
     "PageRangeError",
@@ -78,6 +86,13 @@ class MissingExtraError(FreelistError, ImportError):
     ``pip install 'freelist[testing]'`` for :mod:`freelist.testing`)."""
 
 
+class CorruptPageError(FreelistError):
+    """The bytes of a page cannot be what they claim (raised by
+    :mod:`freelist.layout`, which knows no file): a header or meta cut short,
+    a page that is not a freelist page, ids that run past the page's end.  The
+    page file turns it into a :class:`FileFormatError` naming the file."""
+
+
 class TraceError(FreelistError):
     """A trace file is malformed, or an operation in it was refused on replay.
 
@@ -86,7 +101,11 @@ class TraceError(FreelistError):
 
 
 class PageFileError(FreelistError):
-    """An error of a :class:`~freelist.PageFile`; ``path`` names the file."""
+    """An error of a :class:`~freelist.PageFile`; ``path`` names the file.
+
+    The message reads ``"<path>: <message>"``: this constructor is the one
+    helper that gives every page-file error its path.
+    """
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
@@ -125,6 +144,13 @@ class UnsupportedVersionError(NoValidMetaError):
     """Both meta pages carry a format version other than 2."""
 
 
+class MetaConflictError(NoValidMetaError):
+    """The meta pages contradict each other: valid metas (magic, version and
+    checksum good) at two different page sizes.  Opening at either could step
+    back to an older commit or read the file at the wrong offsets, so the file
+    is refused."""
+
+
 class FreelistPageError(FileFormatError):
     """The newest meta's freelist page is out of range, is not a freelist page,
     runs past the high-water mark, or lists ids it cannot hold (outside
@@ -135,6 +161,16 @@ class PageFileTypeError(PageFileError, InvalidTypeError):
     """An argument of a page file call has the wrong type: a page id or count
     that is not an int (``bool`` is refused), data that is not bytes-like, a
     path, timeout or walk of the wrong kind."""
+
+
+class PageFileArgumentError(PageFileError, InvalidArgumentError):
+    """An argument of a page file call has the right type but a bad value: a
+    page size that is not a supported power of two, a negative timeout, a
+    freelist that cannot serve the file, a run length out of range."""
+
+
+class FileDoubleFreeError(PageFileError, DoubleFreeError):
+    """A transaction freed a page that is already free or pending."""
 
 
 class FileLockedError(PageFileError):
@@ -151,7 +187,7 @@ class ReadOnlyError(PageFileError):
 
 class TransactionError(PageFileError):
     """A transaction cannot start or end now (a writer is already open,
-    transactions are still open at close)."""
+    transactions are still open at close, the txid would pass 2**64-1)."""
 
 
 class PageRangeError(PageFileError, InvalidArgumentError):
@@ -170,7 +206,7 @@ class NotAllocatedError(PageFileError, InvalidArgumentError):
 
 class ReachabilityError(PageFileError):
     """A file without a synced freelist was opened without a reachability walk,
-    or the walk named pages outside the file."""
+    the walk named pages outside the file, or ``reachable`` is not a walk."""
 
 
 class FileIOError(PageFileError):

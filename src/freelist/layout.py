@@ -30,19 +30,21 @@ import sys
 from array import array
 from dataclasses import dataclass
 
-from .errors import FreelistError, InvalidArgumentError
+from .errors import CorruptPageError, InvalidArgumentError
 
 #: Anything the struct module can read from: bytes, a memoryview, an mmap.
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 __all__ = [
     "BRANCH_PAGE",
+    "CREATE_PAGE_SIZES",
     "FREELIST_PAGE",
     "LEAF_PAGE",
     "MAGIC",
     "META_PAGE",
     "NO_FREELIST",
     "PAGE_HEADER_SIZE",
+    "READ_PAGE_SIZES",
     "VERSION",
     "Meta",
     "PageHeader",
@@ -60,6 +62,13 @@ META_PAGE = 0x04
 FREELIST_PAGE = 0x10
 #: The meta's freelist id when the freelist is not written (NoFreelistSync).
 NO_FREELIST = 0xFFFFFFFFFFFFFFFF
+#: Page sizes a file is read at: every power of two bbolt can write and read,
+#: 512 bytes (the smallest a creator can ask for) up to 16 MiB (the largest
+#: offset bbolt looks at for the second meta).
+READ_PAGE_SIZES = tuple(1 << k for k in range(9, 25))
+#: Page sizes a new file is created with: 512 bytes to 64 KiB (the page sizes
+#: of the hosts bbolt runs on, 4 KiB to 64 KiB, and the small ones tests use).
+CREATE_PAGE_SIZES = tuple(1 << k for k in range(9, 17))
 
 _HEADER = struct.Struct("<QHHI")
 PAGE_HEADER_SIZE = _HEADER.size  # 16
@@ -108,14 +117,14 @@ class PageHeader:
     def unpack(cls, buf: Buffer, offset: int = 0) -> PageHeader:
         """Read a header from ``buf`` at ``offset``.
 
-        :raises FreelistError: fewer than 16 bytes there.
+        :raises CorruptPageError: fewer than 16 bytes there.
 
         Runtime complexity: O(1).
         """
         try:
             return cls(*_HEADER.unpack_from(buf, offset))
         except struct.error as e:
-            raise FreelistError(f"truncated page header at offset {offset}") from e
+            raise CorruptPageError(f"truncated page header at offset {offset}") from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +192,7 @@ class Meta:
         that equals :meth:`checksum`, ``magic`` is :data:`MAGIC` and ``version``
         is :data:`VERSION` (the caller decides what to do otherwise).
 
-        :raises FreelistError: too few bytes.
+        :raises CorruptPageError: too few bytes.
 
         Runtime complexity: O(1).
         """
@@ -192,7 +201,7 @@ class Meta:
             magic, version, psize, flags, root, seq, fl, hwm, txid = _META.unpack_from(buf, start)
             (stored,) = _META_SUM.unpack_from(buf, start + _META.size)
         except struct.error as e:
-            raise FreelistError(f"truncated meta page at offset {offset}") from e
+            raise CorruptPageError(f"truncated meta page at offset {offset}") from e
         meta = cls(psize, root, fl, hwm, txid, flags, seq, magic, version)
         return meta, stored
 
@@ -205,18 +214,23 @@ def freelist_page_size(count: int) -> int:
     return PAGE_HEADER_SIZE + 8 * (count + 1 if count >= 0xFFFF else count)
 
 
-def pack_freelist_page(pgid: int, ids: array[int], page_size: int) -> bytes:
+def pack_freelist_page(
+    pgid: int, ids: array[int], page_size: int, pages: int | None = None
+) -> bytes:
     """The bytes of a freelist page (with overflow pages) holding ``ids``.
 
     ``ids`` is an ``array('Q')`` of sorted free and pending ids (another
-    iterable of ints is converted).  The result is padded to a whole number of
-    pages; below 0xFFFF ids the header's count holds the count, from 0xFFFF on
-    the count field is 0xFFFF and the first u64 of the body holds it.
+    iterable of ints is converted).  ``pages`` is the run reserved for the
+    page (default: as many as ``ids`` need); the header records ``pages - 1``
+    overflow pages, as bbolt does, so every reserved page belongs to the page
+    even when fewer would hold the ids.  The result is ``pages`` whole pages;
+    below 0xFFFF ids the header's count holds the count, from 0xFFFF on the
+    count field is 0xFFFF and the first u64 of the body holds it.
 
     :raises InvalidArgumentError: an id, ``pgid`` or the overflow does not fit
-        its width, or ``page_size < 1``.
+        its width, ``page_size < 1``, or the ids do not fit in ``pages``.
 
-    Runtime complexity: O(len(ids)).
+    Runtime complexity: O(len(ids) + pages * page_size).
     """
     if type(page_size) is not int or page_size < 1:
         raise InvalidArgumentError(f"page_size must be a positive int, got {page_size!r}")
@@ -226,7 +240,11 @@ def pack_freelist_page(pgid: int, ids: array[int], page_size: int) -> bytes:
         except (OverflowError, TypeError) as e:
             raise InvalidArgumentError(f"freelist ids must be u64 ints: {e}") from e
     count = len(ids)
-    pages = -(-freelist_page_size(count) // page_size)
+    need = -(-freelist_page_size(count) // page_size)
+    if pages is None:
+        pages = need
+    elif pages < need:
+        raise InvalidArgumentError(f"{count} freelist ids need {need} pages, not {pages}")
     body = ids if sys.byteorder == "little" else _swapped(ids)
     try:
         if count >= 0xFFFF:
@@ -249,26 +267,25 @@ def unpack_freelist_ids(buf: Buffer, offset: int, limit: int) -> array[int]:
     """The ids of the freelist page at ``offset``; the page and its overflow
     must end at or before ``limit`` (bytes; the end of ``buf`` at most).
 
-    :raises FreelistError: not a freelist page, or its ids pass ``limit``.
+    :raises CorruptPageError: not a freelist page, or its ids pass ``limit``
+        (the messages name no page: the caller says which page it read).
 
     Runtime complexity: O(count).
     """
     limit = min(limit, len(buf))
     hdr = PageHeader.unpack(buf, offset)
     if not hdr.flags & FREELIST_PAGE:
-        raise FreelistError(
-            f"page at offset {offset} is not a freelist page (flags {hdr.flags:#x})"
-        )
+        raise CorruptPageError(f"is not a freelist page (flags {hdr.flags:#x})")
     start = offset + PAGE_HEADER_SIZE
     count = hdr.count
     if count == 0xFFFF:
         if start + 8 > limit:
-            raise FreelistError("freelist page is cut short")
+            raise CorruptPageError("is cut short before its count")
         (count,) = struct.unpack_from("<Q", buf, start)
         start += 8
     end = start + 8 * count
     if end > limit:
-        raise FreelistError(f"freelist page lists {count} ids, more than the file holds")
+        raise CorruptPageError(f"lists {count} ids, more than its pages hold")
     ids = array("Q")
     ids.frombytes(bytes(buf[start:end]))
     if sys.byteorder != "little":

@@ -1,0 +1,450 @@
+"""Transactions of a page file (bbolt's ``tx.go``): reads, writes, and the commit.
+
+A :class:`Transaction` owns its commit.  The page file offers it a small named
+surface, :class:`TxHost` (the lock, the file, the freelist, the committed meta
+and the pages the stored freelist occupies, and five calls back: ``check_open``,
+``verify_size``, ``publish``, ``fail`` and ``end``); a transaction touches
+nothing else of the file.
+
+Commit protocol (the same as bbolt's):
+
+1. the caller has written its data pages (only pages it allocated in this
+   transaction, so nothing a committed meta points at is overwritten);
+2. the pages of the stored freelist are freed (pending) and the freelist
+   format writes the free and pending ids (into freshly allocated pages, for
+   the freelist page);
+3. ``fdatasync``;
+4. the new meta (txid, root, freelist field, high-water mark, checksum) is
+   written to page ``txid % 2``; ``fdatasync``.
+
+A crash before step 4 completes leaves the previous meta the newest valid one;
+the pages of the lost transaction are simply free again.  A torn meta page fails
+its checksum, and the other meta (one commit older) wins.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from . import meta as metas
+from ._fileio import FileIO
+from ._shared import MAX_ID
+from .errors import (
+    ClosedError,
+    DataTooLargeError,
+    DoubleFreeError,
+    FileDoubleFreeError,
+    InvalidTypeError,
+    NotAllocatedError,
+    PageFileArgumentError,
+    PageFileTypeError,
+    PageRangeError,
+    ReadOnlyError,
+)
+from .layout import Meta
+from .persist import FreelistFormat, Run
+from .protocol import Freelist
+
+__all__ = ["Transaction", "TxHost", "as_int"]
+
+
+def as_int(io: FileIO, value: object, what: str) -> int:
+    """``value`` as an int (anything whose ``__index__`` returns an int, but
+    not bool), or a :class:`~freelist.PageFileTypeError` naming the file.
+
+    Runtime complexity: O(1).
+    """
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise io.error(PageFileTypeError, f"{what} must be an int, not {type(value).__name__}")
+    try:
+        out = type(value).__index__(value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError, InvalidTypeError) as e:
+        raise io.error(PageFileTypeError, f"{what}: __index__ failed: {e}") from None
+    if type(out) is not int:
+        raise io.error(
+            PageFileTypeError,
+            f"{what}: {type(value).__name__}.__index__ returned {type(out).__name__}, not int",
+        )
+    return out
+
+
+class TxHost(Protocol):
+    """What a page file offers its transactions."""
+
+    io: FileIO
+    lock: threading.RLock
+    freelist: Freelist
+    meta: Meta
+    owned: list[Run]  # the runs the committed freelist occupies
+    writing: FreelistFormat
+
+    def check_open(self) -> None:
+        """Raise :class:`~freelist.ClosedError` when the file is closed."""
+        ...
+
+    def verify_size(self) -> None:
+        """Raise :class:`~freelist.FileTooShortError` when the file no longer
+        holds the meta's pages (truncated by another process)."""
+        ...
+
+    def publish(self, meta: Meta, owned: list[Run]) -> None:
+        """Record a durable commit."""
+        ...
+
+    def fail(self, reason: str) -> None:
+        """Refuse further writers (a commit failed while writing its meta)."""
+        ...
+
+    def end(self, tx: Transaction) -> None:
+        """Forget a finished transaction."""
+        ...
+
+
+def owns(runs: list[Run], pgid: int, n: int) -> bool:
+    """Whether ``pgid .. pgid+n-1`` overlaps one of ``runs``.
+
+    Runtime complexity: O(len(runs)).
+    """
+    return any(pgid < s + k and s < pgid + n for s, k in runs)
+
+
+class Transaction:
+    """A read or write transaction of a :class:`~freelist.PageFile`.
+
+    Get one from :meth:`PageFile.begin <freelist.PageFile.begin>`,
+    :meth:`~freelist.PageFile.update` or :meth:`~freelist.PageFile.view`; use
+    it as a context manager (a writer commits when the block ends normally,
+    anything else rolls back).
+    """
+
+    def __init__(self, host: TxHost, writable: bool) -> None:
+        """Not for direct use: :meth:`PageFile.begin <freelist.PageFile.begin>`
+        registers the transaction.
+
+        Runtime complexity: O(1).
+        """
+        meta = host.meta
+        self._host = host
+        self._writable = bool(writable)
+        self._txid = meta.txid + 1 if writable else meta.txid
+        self._root = meta.root
+        self._hwm = meta.hwm
+        self._allocated: dict[int, int] = {}
+        self._closed = False
+        self._size_checked = False
+
+    def __repr__(self) -> str:
+        """Kind, txid and whether it is closed."""
+        kind = "write" if self._writable else "read"
+        return f"<{kind} transaction {self._txid}{' closed' if self._closed else ''}>"
+
+    @property
+    def txid(self) -> int:
+        """The transaction id: a reader's snapshot, or the last commit's + 1 for a writer."""
+        return self._txid
+
+    @property
+    def writable(self) -> bool:
+        """Whether this is a write transaction."""
+        return self._writable
+
+    @property
+    def closed(self) -> bool:
+        """Whether the transaction has committed or rolled back."""
+        return self._closed
+
+    def _check(self, write: bool = False) -> None:
+        io = self._host.io
+        if self._closed:
+            raise io.error(ClosedError, f"transaction {self._txid} is closed")
+        self._host.check_open()
+        if write and not self._writable:
+            raise io.error(ReadOnlyError, "write in a read transaction")
+
+    def _check_pages(self, pgid: object, n: object) -> tuple[int, int]:
+        io = self._host.io
+        p = pgid if type(pgid) is int else as_int(io, pgid, "page id")
+        k = n if type(n) is int else as_int(io, n, "page count")
+        if k < 1:
+            raise io.error(PageRangeError, f"page count must be at least 1, got {k}")
+        if 0 <= p < 2:
+            raise io.error(PageRangeError, f"page {p} is a meta page")
+        if p < 0:
+            raise io.error(PageRangeError, f"page id {p} is negative")
+        if p + k > self._hwm:
+            raise io.error(
+                PageRangeError, f"pages {p}..{p + k - 1} pass the high-water mark {self._hwm}"
+            )
+        return p, k
+
+    def _check_root(self, root: int) -> None:
+        """The root must be a page in use: not free, pending or the freelist's."""
+        host = self._host
+        if not root:
+            return
+        mine = owns(host.owned, root, 1)
+        if mine or host.freelist.freed(root):
+            what = "the freelist's own page" if mine else "free or pending"
+            raise host.io.error(NotAllocatedError, f"root page {root} is {what}, not a page in use")
+
+    @property
+    def root(self) -> int:
+        """The root page id stored in the meta (0: none); set it in a writer.
+
+        The root must be a page in use (allocated, and not freed since): setting
+        a free or pending page, or a page of the freelist itself, is refused,
+        and so is committing while the root page is freed.
+
+        :raises ReadOnlyError: setting it in a read transaction.
+        :raises ClosedError: setting it on a closed transaction or file.
+        :raises PageRangeError: a meta page or a page past the high-water mark.
+        :raises PageFileTypeError: not an int.
+        :raises NotAllocatedError: a free or pending page, or a freelist page.
+
+        Runtime complexity: O(1) to read; setting costs the freelist's ``freed``.
+        """
+        return self._root
+
+    @root.setter
+    def root(self, pgid: int) -> None:
+        self._check(write=True)
+        pgid = pgid if type(pgid) is int else as_int(self._host.io, pgid, "root")
+        if pgid != 0:
+            self._check_pages(pgid, 1)
+            with self._host.lock:
+                self._check_root(pgid)
+        self._root = pgid
+
+    @property
+    def hwm(self) -> int:
+        """The high-water mark this transaction sees (grows as a writer allocates)."""
+        return self._hwm
+
+    def _allocate_pages(self, n: int) -> int:
+        host = self._host
+        pgid = host.freelist.allocate(self._txid, n)
+        if not pgid:
+            pgid = self._hwm
+            host.io.ensure_size((pgid + n) * host.meta.page_size)
+            self._hwm += n
+        self._allocated[pgid] = n
+        return pgid
+
+    def allocate(self, n: int = 1) -> int:
+        """Allocate ``n`` contiguous pages; return the first id.
+
+        From the freelist when it holds a run of ``n``, else by growing the
+        file at the high-water mark (doubling from 32 KiB up to 1 GiB, then in
+        1 GiB steps).
+
+        :raises ReadOnlyError: in a read transaction.
+        :raises ClosedError: the transaction or file is closed.
+        :raises PageFileTypeError: ``n`` is not an int.
+        :raises PageFileArgumentError: ``n < 1`` or ``n`` past 2**64-1.
+        :raises FileIOError: the file could not grow (it keeps its size).
+
+        Runtime complexity: the freelist's allocate, plus growing the file.
+        """
+        self._check(write=True)
+        io = self._host.io
+        n = n if type(n) is int else as_int(io, n, "n")
+        if not 1 <= n <= MAX_ID:
+            raise io.error(PageFileArgumentError, f"n must be in [1, 2**64-1], got {n}")
+        with self._host.lock:
+            return self._allocate_pages(n)
+
+    def write(self, pgid: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` at the start of the run ``pgid`` allocated in this transaction.
+
+        ``data`` is any bytes-like object; its size in bytes (not in items)
+        must fit the run.  Only pages allocated by this transaction can be
+        written, so nothing a committed snapshot can see is ever overwritten.
+
+        :raises ReadOnlyError: in a read transaction.
+        :raises ClosedError: the transaction or file is closed.
+        :raises PageFileTypeError: ``pgid`` is not an int, or ``data`` is not
+            bytes-like (or is a released buffer, a closed mmap).
+        :raises NotAllocatedError: ``pgid`` does not start a run this transaction allocated.
+        :raises DataTooLargeError: ``data`` is longer than the run.
+        :raises FileIOError: the write failed.
+
+        Runtime complexity: O(len(data)).
+        """
+        self._check(write=True)
+        io = self._host.io
+        pgid = pgid if type(pgid) is int else as_int(io, pgid, "page id")
+        n = self._allocated.get(pgid)
+        if n is None:
+            raise io.error(
+                NotAllocatedError,
+                f"page {pgid} does not start a run transaction {self._txid} allocated",
+            )
+        try:
+            view = memoryview(data)
+        except TypeError:
+            raise io.error(
+                PageFileTypeError, f"data must be bytes-like, not {type(data).__name__}"
+            ) from None
+        except ValueError as e:  # a released memoryview, a closed mmap
+            raise io.error(PageFileTypeError, f"data is not readable: {e}") from None
+        with view:
+            ps = self._host.meta.page_size
+            size = n * ps
+            if view.nbytes > size:
+                raise io.error(
+                    DataTooLargeError,
+                    f"{view.nbytes} bytes do not fit in {n} page(s) ({size} bytes)",
+                )
+            body = view if view.c_contiguous else memoryview(view.tobytes())
+            io.pwrite(body, pgid * ps)
+
+    def read(self, pgid: int, n: int = 1) -> bytes:
+        """The bytes of pages ``pgid .. pgid+n-1`` (a copy).
+
+        :raises PageRangeError: a meta page, a negative id, or pages past the
+            high-water mark this transaction sees.
+        :raises PageFileTypeError: ``pgid`` or ``n`` is not an int.
+        :raises ClosedError: the transaction or file is closed.
+        :raises FileTooShortError: another process truncated the file under the
+            meta's pages (checked at the transaction's first read: a mapped
+            read there would die of SIGBUS).
+        :raises FileIOError: the pages are past the end of the file.
+
+        Runtime complexity: O(n * page_size).
+        """
+        self._check()
+        p, k = self._check_pages(pgid, n)
+        host = self._host
+        ps = host.meta.page_size
+        with host.lock:
+            if not self._size_checked:
+                host.verify_size()
+                self._size_checked = True
+            return host.io.read(p * ps, k * ps)
+
+    def free(self, pgid: int, n: int = 1) -> None:
+        """Free pages ``pgid .. pgid+n-1``: pending until no reader can see them.
+
+        :raises ReadOnlyError: in a read transaction.
+        :raises ClosedError: the transaction or file is closed.
+        :raises PageRangeError: a meta page or pages past the high-water mark.
+        :raises PageFileTypeError: ``pgid`` or ``n`` is not an int.
+        :raises NotAllocatedError: the run includes the freelist's own pages
+            (the page file frees those itself at commit).
+        :raises FileDoubleFreeError: a page is already free or pending.
+
+        Runtime complexity: the freelist's free.
+        """
+        self._check(write=True)
+        p, k = self._check_pages(pgid, n)
+        host = self._host
+        with host.lock:
+            if owns(host.owned, p, k):
+                runs = ", ".join(f"{s}..{s + m - 1}" for s, m in host.owned)
+                raise host.io.error(
+                    NotAllocatedError,
+                    f"pages {p}..{p + k - 1} include the freelist's own page(s) {runs}, "
+                    "which the page file frees itself",
+                )
+            try:
+                host.freelist.free(self._txid, p, k)
+            except DoubleFreeError as e:
+                raise host.io.error(FileDoubleFreeError, str(e)) from None
+            self._allocated.pop(p, None)
+
+    def commit(self) -> None:
+        """Commit: data, freelist, fsync, meta page, fsync.
+
+        When the root page is free or pending, nothing happens and the
+        transaction stays open (set another root, or roll back).
+
+        :raises ReadOnlyError: in a read transaction (use :meth:`rollback`).
+        :raises ClosedError: the transaction or file is closed.
+        :raises NotAllocatedError: the root page is free or pending.
+        :raises FileIOError: a write or sync failed; the transaction is rolled
+            back.  If the failure came while writing the meta page, the file
+            accepts no further writer until it is reopened.
+
+        Runtime complexity: O(F) to write a synced freelist of F ids (a copy of
+        the sorted id array, no sort), plus the I/O.
+        """
+        self._check(write=True)
+        host = self._host
+        with host.lock:
+            self._check_root(self._root)
+            try:
+                self._write_commit()
+            finally:
+                self._closed = True
+                host.end(self)
+
+    def _write_commit(self) -> None:
+        """Steps 2-4 of the protocol; on failure the freelist is rolled back."""
+        host = self._host
+        fl, io, txid = host.freelist, host.io, self._txid
+        ps = host.meta.page_size
+        meta_started = False
+        try:
+            for start, n in host.owned:
+                fl.free(txid, start, n)
+            field, owned = host.writing.write(io, fl, self._allocate_pages, ps)
+            io.sync()
+            meta = Meta(ps, self._root, field, self._hwm, txid)
+            meta_started = True
+            metas.write(io, meta)
+            io.sync()
+        except BaseException as e:
+            fl.rollback(txid)
+            if meta_started:
+                # The meta may be on disk (or reach it later): this process no
+                # longer knows which state is durable, so it stops writing.
+                host.fail(
+                    f"the commit of transaction {txid} failed while writing its meta "
+                    f"page ({type(e).__name__})"
+                )
+            raise
+        host.publish(meta, owned)
+
+    def rollback(self) -> None:
+        """End the transaction; a writer's allocations and frees are undone.
+
+        Calling it on a closed transaction is harmless; the transaction is
+        always closed and its slot released, even if the freelist's rollback
+        fails (that error is raised after).
+
+        Runtime complexity: the freelist's rollback.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        host = self._host
+        try:
+            if self._writable:
+                with host.lock:
+                    host.freelist.rollback(self._txid)
+        finally:
+            host.end(self)
+
+    def __enter__(self) -> Transaction:
+        """Return the transaction itself."""
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        """Commit a writer whose block ended normally; otherwise roll back.  A
+        commit that raises leaves the transaction rolled back.
+
+        Runtime complexity: as :meth:`commit` or :meth:`rollback`.
+        """
+        if self._closed:
+            return
+        if exc_type is None and self._writable:
+            try:
+                self.commit()
+            finally:
+                if not self._closed:
+                    self.rollback()
+        else:
+            self.rollback()
