@@ -588,6 +588,11 @@ def _freelist_run(pf: PageFile) -> set[int]:
         return set()
     with pf.view() as tx:
         head = PageHeader.unpack(tx.read(fl))
+    if not head.flags & FREELIST_PAGE or fl + 1 + head.overflow > pf.meta.hwm:
+        # Not a freelist page, or one whose run passes the end of the file: its
+        # overflow field means nothing, and the pages after it are in use only
+        # if the tree reaches them.
+        return {fl}
     return set(range(fl, fl + 1 + head.overflow))
 
 

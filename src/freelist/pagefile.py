@@ -343,9 +343,20 @@ class PageFile:
         it)."""
         meta = self._state.meta
         used = checking.mark_reachable(self._state.io, lambda: reachable(self), meta.hwm, None)
-        owned = stored.owned
-        if not owned and stored.ids is not None and 2 <= meta.freelist < meta.hwm:
-            owned = [(meta.freelist, 1)]  # a header too damaged to say how many
+        claimed = stored.owned
+        if not claimed and stored.ids is not None and 2 <= meta.freelist < meta.hwm:
+            claimed = [(meta.freelist, 1)]  # a header too damaged to say how many
+        # A damaged header may claim pages the walk reaches: only the ones it
+        # does not reach are the freelist's own (the next commit frees them).
+        owned: list[Run] = []
+        for s, n in claimed:
+            for p in range(s, min(s + n, meta.hwm)):
+                if used.any(p, 1):
+                    continue
+                if owned and owned[-1][0] + owned[-1][1] == p:
+                    owned[-1] = (owned[-1][0], owned[-1][1] + 1)
+                else:
+                    owned.append((p, 1))
         for s, n in owned:
             used.set(s, n)
         return owned, list(used.clear())

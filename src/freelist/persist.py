@@ -117,12 +117,23 @@ class PageFormat:
                 raise CorruptPageError(
                     f"with its {hdr.overflow} overflow page(s) passes the high-water mark {hwm}"
                 )
-            out.owned.append((start, n))
             ids = unpack_freelist_ids(buf, start * ps, (start + n) * ps).tolist()
         except CorruptPageError as e:
             out.errors.append(f"{where} {e}")
             return out
+        out.owned.append((start, n))
         out.ids = ids
+        # Whoever wrote the page reserved its pages from an estimate made before
+        # the reservation took ids off the list: bbolt reserves size/ps + 1
+        # pages, this library ceil(size/ps), with size the bytes of the ids held
+        # then, at most the ids stored now plus the reserved pages.  A header
+        # that claims more pages than that would make the next commit free
+        # pages of someone else's: refuse it.
+        most = freelist_page_size(len(ids) + n) // ps + 1
+        if n > most:
+            out.errors.append(
+                f"{where} claims {n} pages for {len(ids)} ids; a writer reserves at most {most}"
+            )
         if hdr.id != start:
             out.warnings.append(f"{where} has id {hdr.id} in its header")
         if (hdr.count == 0xFFFF) != (len(ids) >= 0xFFFF):
