@@ -33,10 +33,11 @@ from .errors import (
     PageFileError,
 )
 
-__all__ = ["FileIO"]
+__all__ = ["FileIO", "grown_size", "kept_size", "shrink_limit"]
 
 _MAX_STEP = 1 << 30  # grow by doubling up to 1 GiB, then in 1 GiB steps
 _MIN_SIZE = 1 << 15
+_MIN_SLACK = 1 << 15  # a shrunk file keeps at least 32 KiB past its pages in use
 _MAX_FILE = (1 << 63) - 1  # the largest offset the OS takes
 
 E = TypeVar("E", bound=PageFileError)
@@ -59,6 +60,36 @@ def grown_size(need: int) -> int:
     if need <= _MAX_STEP:
         return max(_MIN_SIZE, 1 << (need - 1).bit_length())
     return -(-need // _MAX_STEP) * _MAX_STEP
+
+
+def kept_size(used: int, page_size: int) -> int:
+    """The size a shrinking file is cut to when ``used`` bytes are in use: an
+    eighth more (at least 32 KiB more), in whole pages.  The slack lets the
+    file take new pages for a while before it grows again.
+
+    Runtime complexity: O(1).
+    """
+    want = used + max(used >> 3, _MIN_SLACK)
+    return -(-want // page_size) * page_size
+
+
+def shrink_limit(used: int, page_size: int) -> int:
+    """The largest file size left alone when ``used`` bytes are in use; a
+    longer file is cut to :func:`kept_size`.
+
+    The limit is the larger of the size growth gives for ``used``
+    (:func:`grown_size`) and :func:`kept_size` plus an eighth of it (at least
+    32 KiB).  That is the hysteresis: a cut gives back at least a growth step
+    (under 1 GiB, about half the file; past it, 1 GiB) and at least an eighth
+    of what the file keeps, so a file near a boundary is neither cut by a page
+    at a time nor cut and regrown on alternate commits: growth never makes a
+    file longer than this limit, and after a cut the pages in use must fall by
+    about half (under 1 GiB) or a ninth (past it) before the next one.
+
+    Runtime complexity: O(1).
+    """
+    kept = kept_size(used, page_size)
+    return max(grown_size(used), kept + max(kept >> 3, _MIN_SLACK))
 
 
 class FileIO:
@@ -288,6 +319,20 @@ class FileIO:
             with suppress(OSError):
                 os.ftruncate(self._fd, have)
             raise
+
+    def shrink(self, size: int) -> None:
+        """Cut the file to ``size`` bytes (smaller than it is): the map first
+        (so no mapped byte lies past the end of the file), then the file.  On
+        failure the file keeps its size (the map may be the smaller one; reads
+        remap as needed).
+
+        :raises FileIOError: the map or the truncation failed.
+
+        Runtime complexity: O(1) plus the OS's work.
+        """
+        if self.mapped() > size:
+            self.map(size)
+        self.truncate(size)
 
     def close(self) -> None:
         """Close the map and the descriptor, dropping the lock.  Harmless twice.
