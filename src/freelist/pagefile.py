@@ -220,11 +220,12 @@ class PageFile:
 
         Shrinking: when a commit finds the free pages (not pending) at the top
         of the file form a run that ends at the high-water mark, and the file is
-        longer than growth would have made it for the pages below that run
-        (:func:`~freelist._fileio.shrink_limit`: the free tail is at least a
-        growth step and an eighth of the pages in use), it lowers the high-water
-        mark and, once the new meta is durable, cuts the file to the pages in
-        use plus an eighth (at least 32 KiB).  The file stays a valid bbolt
+        longer than growth would have made it for the pages below that run, by
+        more than an eighth of what it would keep (the hysteresis: a file is not
+        cut and regrown on alternate commits), it lowers the high-water mark
+        and, once the new meta is durable (and copied to the other meta page,
+        so that both metas fit in the shorter file), cuts the file to the pages
+        in use plus an eighth (at least 32 KiB).  The file stays a valid bbolt
         file.  The library writes no mark of its own into a file, so "files this
         library creates" means every file opened writable here: an existing
         bbolt database opened with the default shrinks too (bbolt reads the
