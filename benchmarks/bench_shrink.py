@@ -15,12 +15,14 @@ commits, which release the pending pages and let a commit cut the file) it
 prints the file size in pages and as a multiple of the live pages.
 
 ``commit``: two files built alike (F free pages in runs of one and two, the
-seed trace's layout), one opened with ``shrink=True`` and one with
-``shrink=False``; commits of a small write transaction (allocate 5 pages, free
-5) alternate between them and each commit is timed; the medians are compared.
-Two layouts: the page under the high-water mark in use (the usual case: one
-``freed`` probe), and a short free tail at the top (the probe passes, the
-gates run, nothing is cut).  Nothing may be cut: the script checks it.
+seed trace's layout, 1 KiB pages), one opened with ``shrink=True`` and one
+with ``shrink=False``; commits of a small write transaction (allocate 5 pages,
+free 5) alternate between them (ABBA) and each commit is timed; the medians
+and the means are compared.
+Two layouts: the seed's as built, and the same with a free tail of 8 pages at
+the top (the first ``freed`` probe passes, the further gates run, nothing is
+cut).  The last column is the share of commits whose first probe passed.
+Nothing may be cut: the script checks it.
 """
 
 from __future__ import annotations
@@ -106,28 +108,40 @@ def build(path: Path, spec: str, free_pages: int, shrink: bool, tail: bool) -> P
 
 
 def commit_cost(spec: str, free_pages: int, commits: int, tail: bool, folder: str) -> list[float]:
-    """Median commit ms with shrinking on and off, commits interleaved."""
+    """Median and mean commit ms with shrinking on and off, commits interleaved, and the
+    share of commits that found the page under the high-water mark free or
+    pending (so that the gates past the first probe ran)."""
+    stem = f"c-{spec.replace(':', '-')}-{tail}"
     files = {
-        on: build(Path(folder) / f"c-{on}.db", spec, free_pages, on, tail) for on in (True, False)
+        on: build(Path(folder) / f"{stem}-{on}.db", spec, free_pages, on, tail)
+        for on in (True, False)
     }
     times: dict[bool, list[int]] = {True: [], False: []}
+    top_freed = 0
     try:
-        assert files[True].freelist.freed(files[True].meta.hwm - 1) == tail
-        for i in range(2 * commits):
-            on = i % 2 == 0
+        # ABBA order: neither file always goes first.
+        for on in [k % 4 in (0, 3) for k in range(2 * commits)]:
             pf = files[on]
             tx = pf.begin(True)
             pages = [tx.allocate(1) for _ in range(5)]
             for p in pages:
                 tx.free(p)
+            if on:
+                top_freed += pf.freelist.freed(tx.hwm - 1)
             t = time.perf_counter_ns()
             tx.commit()
             times[on].append(time.perf_counter_ns() - t)
         assert files[True].stats().shrinks == 0, "a commit cut the file"
+        assert files[True].meta.hwm == files[False].meta.hwm
     finally:
         for pf in files.values():
             pf.close()
-    return [statistics.median(times[on]) / 1e6 for on in (True, False)]
+            Path(pf.path).unlink()
+    return [
+        *(statistics.median(times[on]) / 1e6 for on in (True, False)),
+        *(statistics.mean(times[on]) / 1e6 for on in (True, False)),
+        top_freed / commits,
+    ]
 
 
 def main() -> None:
@@ -161,16 +175,22 @@ def main() -> None:
                     )
         else:
             print(
-                f"median commit ms, {args.free_pages:,} free pages, {args.commits} commits each, "
+                f"commit ms, {args.free_pages:,} free pages, {args.commits} commits each, "
                 "shrink on/off interleaved"
             )
-            print(f"{'freelist':>18} {'top page':>9} {'on':>8} {'off':>8} {'on/off':>7}")
+            print(
+                f"{'freelist':>18} {'layout':>7} {'on':>8} {'off':>8} {'on/off':>7}"
+                f" {'mean on':>8} {'mean off':>8} {'on/off':>7} {'top free':>9}"
+            )
             for spec in args.specs:
                 for tail in (False, True):
-                    on, off = commit_cost(spec, args.free_pages, args.commits, tail, folder)
+                    on, off, m_on, m_off, top = commit_cost(
+                        spec, args.free_pages, args.commits, tail, folder
+                    )
                     print(
-                        f"{spec:>18} {'free' if tail else 'in use':>9} {on:8.3f} {off:8.3f}"
-                        f" {on / off:7.3f}",
+                        f"{spec:>18} {'8-tail' if tail else 'seed':>7} {on:8.3f} {off:8.3f}"
+                        f" {on / off:7.3f} {m_on:8.3f} {m_off:8.3f} {m_on / m_off:7.3f}"
+                        f" {top:9.0%}",
                         flush=True,
                     )
 

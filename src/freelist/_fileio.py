@@ -99,6 +99,7 @@ class FileIO:
     readonly: bool
     _fd: int
     _mm: mmap.mmap | None
+    _size: int
     _finalizer: weakref.finalize[Any, Any]
 
     def __init__(self, path: str, *, readonly: bool, create: bool) -> None:
@@ -114,6 +115,7 @@ class FileIO:
         self.readonly = readonly
         self._mm = None
         self._fd = -1
+        self._size = -1
         flags = os.O_RDONLY if readonly else os.O_RDWR
         if create and not readonly:
             flags |= os.O_CREAT
@@ -180,9 +182,20 @@ class FileIO:
         Runtime complexity: O(1).
         """
         try:
-            return os.fstat(self._fd).st_size
+            self._size = os.fstat(self._fd).st_size
         except OSError as e:
             raise FileIOError(self.path, f"cannot stat: {e.strerror}") from e
+        return self._size
+
+    def size_hint(self) -> int:
+        """The file's size as this object last saw or set it (no system call):
+        a hint, since another process may have resized the file since.
+
+        :raises FileIOError: fstat failed (when no size is known yet).
+
+        Runtime complexity: O(1).
+        """
+        return self._size if self._size >= 0 else self.size()
 
     def pread(self, n: int, offset: int) -> bytes:
         """Up to ``n`` bytes at ``offset`` (fewer at the end of the file).
@@ -231,10 +244,12 @@ class FileIO:
 
         Runtime complexity: O(1).
         """
+        self._size = -1
         try:
             os.ftruncate(self._fd, size)
         except OSError as e:
             raise FileIOError(self.path, f"cannot resize to {size} bytes: {e.strerror}") from e
+        self._size = size
 
     def map(self, size: int) -> None:
         """Map the first ``size`` bytes (nothing for 0), replacing and closing
@@ -309,6 +324,7 @@ class FileIO:
         new = grown_size(size)
         if new > _MAX_FILE:
             raise FileIOError(self.path, f"cannot grow to {size} bytes: past the largest file size")
+        self._size = -1
         try:
             os.ftruncate(self._fd, new)
         except OSError as e:
@@ -319,6 +335,7 @@ class FileIO:
             with suppress(OSError):
                 os.ftruncate(self._fd, have)
             raise
+        self._size = new
 
     def shrink(self, size: int) -> None:
         """Cut the file to ``size`` bytes (smaller than it is): the map first

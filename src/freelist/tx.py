@@ -44,6 +44,7 @@ copy.
 
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 from typing import Any, Protocol
@@ -131,6 +132,26 @@ def owns(runs: list[Run], pgid: int, n: int) -> bool:
     Runtime complexity: O(len(runs)).
     """
     return any(pgid < s + k and s < pgid + n for s, k in runs)
+
+
+@functools.lru_cache(maxsize=16)
+def _highest_mark(size: int, ps: int) -> int:
+    """The highest high-water mark at which a file of ``size`` bytes is cut
+    (:func:`~freelist._fileio.shrink_limit` of it is below ``size``); 0 when
+    none is.
+
+    Runtime complexity: O(log(size / ps)), then O(1) from the cache.
+    """
+    lo, hi = 2, max(2, size // ps)
+    if shrink_limit(lo * ps, ps) >= size:
+        return 0
+    while hi - lo > 1:  # limit(lo) < size, and limit(hi) >= size (hi pages fill the file)
+        mid = (lo + hi) // 2
+        if shrink_limit(mid * ps, ps) < size:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 class Transaction:
@@ -438,40 +459,36 @@ class Transaction:
         :func:`~freelist._fileio.shrink_limit`); return the run dropped
         (``(start, 0)``: none).
 
-        Runtime complexity: O(1) when the page under the high-water mark is in
-        use (the usual case); else O(1) gates (the file size, two ``freed``
-        probes, the free count) and, when they pass, the freelist's
-        ``free_spans`` and, to drop the run, O(F) to rebuild the free set.
+        Runtime complexity: O(1) gates (the free count against the run a cut
+        needs, then two ``freed`` probes); when they pass, the freelist's
+        ``free_spans`` (not again while the page that stopped the last scan
+        stays in use; after 1, 2, 4 ... 64 commits while it stays pending)
+        and, to drop the run, O(F) to rebuild the free set.
         """
         host = self._host
         fl, hwm = host.freelist, self._hwm
-        if hwm <= 3 or not fl.freed(hwm - 1):
-            return (hwm, 0)
-        ps = host.meta.page_size
-        size = host.io.size()
-        # The highest mark that lets the file shrink (limit() grows with the mark).
-        lo, hi = 2, hwm
-        if shrink_limit(lo * ps, ps) >= size:
-            return (hwm, 0)
-        while hi - lo > 1:  # invariant: limit(lo) < size <= limit(hi)
-            mid = (lo + hi) // 2
-            if shrink_limit(mid * ps, ps) < size:
-                lo = mid
-            else:
-                hi = mid
-        need = hwm - lo
-        if fl.free_count < need or not fl.freed(hwm - need):
+        size = host.io.size_hint()  # a stale size only makes a drop without a cut
+        mark = _highest_mark(size, host.meta.page_size)
+        need = hwm - mark
+        if (
+            not mark
+            or need < 1
+            or fl.free_count < need
+            or not fl.freed(hwm - 1)
+            or not fl.freed(hwm - need)
+        ):
             return (hwm, 0)
         # After a scan that found too little: while the page that stopped it is
         # still in use, nothing can have changed; a pending one is looked at
-        # again after 1, 2, 4 ... 64 commits (a long reader can keep it pending).
+        # again after 1, 2, 4 ... 64 commits (a long reader can keep it
+        # pending), or as soon as nothing is pending.
         backoff = 0
         miss = host.tail_miss
         if miss and miss[0] == hwm and miss[1] == size:
             _, _, blocker, in_use, retry, backoff = miss
             if in_use and not fl.freed(blocker):
                 return (hwm, 0)
-            if not in_use and self._txid < retry:
+            if not in_use and self._txid < retry and fl.pending_count:
                 return (hwm, 0)
         spans = fl.free_spans()
         start, n = spans[-1] if spans else (hwm, 0)
