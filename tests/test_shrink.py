@@ -449,3 +449,45 @@ def test_failed_commit_gives_the_tail_back(tmp_path: Path, monkeypatch: pytest.M
         settle(pf, 1)
         assert pf.stats().shrinks == 1
         model.verify(pf)
+
+
+def test_failed_copy_of_the_meta_defers_the_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit that lowers the mark is durable once its meta is synced; if
+    the copy to the other meta page then fails, the commit still returns, the
+    file is not cut (the older meta's mark still needs it), and the next commit
+    cuts it."""
+    from freelist import _fileio
+
+    path = tmp_path / "f.db"
+    model = Model()
+    with open_file(path) as pf:
+        size = grow_and_free(pf, model)
+        with pf.update():
+            pass
+        real_sync = _fileio.FileIO.sync
+        calls = [0]
+
+        def third_sync_fails(self: _fileio.FileIO) -> None:
+            calls[0] += 1
+            if calls[0] == 3:  # freelist, meta, then the copy of the meta
+                raise FileIOError(self.path, "injected")
+            real_sync(self)
+
+        monkeypatch.setattr(_fileio.FileIO, "sync", third_sync_fails)
+        with pf.update():
+            pass
+        monkeypatch.setattr(_fileio.FileIO, "sync", real_sync)
+        assert calls[0] == 3
+        assert pf.meta.hwm < 40
+        assert pf.stats().shrinks == 0
+        assert path.stat().st_size == size
+        model.verify(pf)
+        with pf.update():
+            pass
+        assert pf.stats().shrinks == 1
+        assert path.stat().st_size < 100 * PS
+        model.verify(pf)
+    with open_file(path) as pf:
+        model.verify(pf)
