@@ -1,10 +1,12 @@
 """Child process of the crash test: commit forever, report each commit that returned.
 
-Usage: python crash_writer.py PATH FREELIST SYNC SEED
+Usage: python crash_writer.py PATH FREELIST SYNC SEED [SHRINK]
 
 Each transaction frees the data runs the root lists, allocates new runs of
 random sizes, fills each with its txid, writes a new root page listing
 (start, n) of every run and the txid, commits, and only then prints the txid.
+With SHRINK=1 every third transaction also allocates a run of 100 to 400
+pages, which the next one frees: the file grows, and commits cut it back.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def root_walk(pf: PageFile) -> list[tuple[int, int]]:
 
 def main() -> None:
     path, kind, sync, seed = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+    shrink = sys.argv[5:] == ["1"]
     r = random.Random(seed)
     pf = PageFile.open(path, freelist=kind, sync_freelist=sync, reachable=root_walk, page_size=1024)
     while True:
@@ -40,8 +43,10 @@ def main() -> None:
             for start, n in old:
                 tx.free(start, n)
             runs = []
-            for _ in range(r.randint(1, 6)):
-                n = r.choice([1, 1, 1, 2, 3, 8])
+            sizes = [r.choice([1, 1, 1, 2, 3, 8]) for _ in range(r.randint(1, 6))]
+            if shrink and tx.txid % 3 == 0:
+                sizes.append(r.randint(100, 400))
+            for n in sizes:
                 start = tx.allocate(n)
                 tx.write(start, struct.pack("<Q", tx.txid) * (n * 1024 // 8))
                 runs.append((start, n))

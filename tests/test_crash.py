@@ -6,13 +6,20 @@ reported commit (the one in flight may or may not be there), every data run the
 root lists must carry its transaction's stamp, and ``check()`` with the root
 walk must find nothing: no page both free and referenced, none lost.
 
-At least 50 kills run in the normal suite (15 in each of the four
+In the "shrink" configurations the writer also grows the file by a large run
+every third commit and frees it in the next, so commits cut the file back
+(shrinking is on: the default); a kill can land between a commit's meta and
+its cut.  After each kill ``check()`` also finds both metas inside the file, and
+over the loop the file must have got shorter at least once.
+
+At least 50 kills run in the normal suite (15 in each of the six
 configurations); the thorough profile (FREELIST_HYPOTHESIS_PROFILE=thorough, or
 pytest --hypothesis-profile=thorough, or FREELIST_THOROUGH=1) runs 200 in each.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -60,16 +67,29 @@ def verify(path: Path, kind: str, sync: bool, reported: int) -> int:
         return txid
 
 
-@pytest.mark.parametrize("sync", [True, False], ids=["sync", "nosync"])
+@pytest.mark.parametrize(
+    ("sync", "shrink"),
+    [(True, False), (False, False), (True, True)],
+    ids=["sync", "nosync", "sync-shrink"],
+)
 @pytest.mark.parametrize("kind", ["hashmap", "array"])
-def test_kill_at_random_moments(tmp_path: Path, kind: str, sync: bool) -> None:
+def test_kill_at_random_moments(tmp_path: Path, kind: str, sync: bool, shrink: bool) -> None:
     path = tmp_path / "crash.db"
-    rnd = random.Random(f"{kind}{sync}")
+    rnd = random.Random(f"{kind}{sync}{'shrink' if shrink else ''}")
+    sizes: list[int] = []
     reported = 1  # a new file starts at txid 1
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     for kill in range(kills()):
         child = subprocess.Popen(
-            [sys.executable, str(WRITER), str(path), kind, "1" if sync else "0", str(kill)],
+            [
+                sys.executable,
+                str(WRITER),
+                str(path),
+                kind,
+                "1" if sync else "0",
+                str(kill),
+                "1" if shrink else "0",
+            ],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -86,3 +106,6 @@ def test_kill_at_random_moments(tmp_path: Path, kind: str, sync: bool) -> None:
         lines = out.split()
         reported = max(reported, int(lines[-1]))
         reported = verify(path, kind, sync, reported)
+        sizes.append(path.stat().st_size)
+    if shrink:
+        assert any(b < a for a, b in itertools.pairwise(sizes)), f"never shrank: {sizes}"

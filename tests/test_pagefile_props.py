@@ -14,7 +14,9 @@ spread the freelist over overflow pages at the small ones.  The root page
 (one of the runs) is part of the model and must survive commits and reopens;
 calls that must fail (writing past a run, freeing a free page, allocating in a
 reader, ...) are tried at random and must leave the file and the freelist
-exactly as they were.
+exactly as they were.  Shrinking is on (the default) in all but one machine:
+a rule frees the runs at the top of the file so that commits cut it while
+readers hold older snapshots; with shrinking off the file never gets shorter.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from freelist.layout import CREATE_PAGE_SIZES
 class PageFileMachine(RuleBasedStateMachine):
     kind = "hashmap"
     sync = True
+    shrink = True
 
     @initialize(page_size=st.sampled_from(CREATE_PAGE_SIZES))
     def create(self, page_size: int) -> None:
@@ -58,6 +61,7 @@ class PageFileMachine(RuleBasedStateMachine):
         self.freed: set[int] = set()
         self.snapshots: list[tuple[Transaction, dict[int, bytes]]] = []
         self.root = 0  # the committed root (0: none), one of the committed runs
+        self.size = 0  # the largest file size seen
 
     def teardown(self) -> None:
         if getattr(self, "pf", None) is not None and not self.pf.closed:
@@ -78,6 +82,7 @@ class PageFileMachine(RuleBasedStateMachine):
             sync_freelist=self.sync,
             page_size=self.page_size,
             reachable=self.walk,
+            shrink=self.shrink,
         )
 
     def writer(self) -> Transaction:
@@ -128,6 +133,17 @@ class PageFileMachine(RuleBasedStateMachine):
         tx = self.writer()
         tx.free(start, -(-len(self.committed[start]) // self.page_size))
         self.freed.add(start)
+
+    @precondition(lambda self: self.committed)
+    @rule()
+    def free_top_runs(self) -> None:
+        """Free the upper half of the committed runs (not the root): a free
+        tail for the next commits to cut off."""
+        tx = self.writer()
+        live = sorted(set(self.committed) - self.freed - {tx.root})
+        for start in live[len(live) // 2 :]:
+            tx.free(start, -(-len(self.committed[start]) // self.page_size))
+            self.freed.add(start)
 
     @precondition(lambda self: self.tx is not None)
     @rule()
@@ -214,7 +230,11 @@ class PageFileMachine(RuleBasedStateMachine):
             view.rollback()
         assert self.pf.meta.root == self.root
         if self.tx is None:
-            assert self.pf.check(self.walk) == []
+            assert self.pf.check(self.walk) == []  # both metas fit in the file, too
+        size = self.path.stat().st_size
+        if not self.shrink:
+            assert size >= self.size, "the file shrank with shrink=False"
+        self.size = max(self.size, size)
 
 
 class HashmapSynced(PageFileMachine):
@@ -233,6 +253,10 @@ class ArrayNoSync(PageFileMachine):
     kind, sync = "array", False
 
 
+class HashmapSyncedNoShrink(PageFileMachine):
+    kind, sync, shrink = "hashmap", True, False
+
+
 # Each step does real file I/O, so these machines run an eighth of the
 # profile's examples (the "thorough" profile still runs hundreds).
 _profile = settings()
@@ -245,9 +269,16 @@ TestHashmapSynced = HashmapSynced.TestCase
 TestArraySynced = ArraySynced.TestCase
 TestHashmapNoSync = HashmapNoSync.TestCase
 TestArrayNoSync = ArrayNoSync.TestCase
-for _case in (TestHashmapSynced, TestArraySynced, TestHashmapNoSync, TestArrayNoSync):
+TestHashmapSyncedNoShrink = HashmapSyncedNoShrink.TestCase
+for _case in (
+    TestHashmapSynced,
+    TestArraySynced,
+    TestHashmapNoSync,
+    TestArrayNoSync,
+    TestHashmapSyncedNoShrink,
+):
     _case.settings = _settings
-del _case  # a TestCase left in the module would be collected a fifth time
+del _case  # a TestCase left in the module would be collected a second time
 
 
 @settings(max_examples=max(20, settings().max_examples // 2), deadline=None)

@@ -33,10 +33,11 @@ from .errors import (
     PageFileError,
 )
 
-__all__ = ["FileIO"]
+__all__ = ["FileIO", "grown_size", "kept_size", "shrink_limit"]
 
 _MAX_STEP = 1 << 30  # grow by doubling up to 1 GiB, then in 1 GiB steps
 _MIN_SIZE = 1 << 15
+_MIN_SLACK = 1 << 15  # a shrunk file keeps at least 32 KiB past its pages in use
 _MAX_FILE = (1 << 63) - 1  # the largest offset the OS takes
 
 E = TypeVar("E", bound=PageFileError)
@@ -61,6 +62,36 @@ def grown_size(need: int) -> int:
     return -(-need // _MAX_STEP) * _MAX_STEP
 
 
+def kept_size(used: int, page_size: int) -> int:
+    """The size a shrinking file is cut to when ``used`` bytes are in use: an
+    eighth more (at least 32 KiB more), in whole pages.  The slack lets the
+    file take new pages for a while before it grows again.
+
+    Runtime complexity: O(1).
+    """
+    want = used + max(used >> 3, _MIN_SLACK)
+    return -(-want // page_size) * page_size
+
+
+def shrink_limit(used: int, page_size: int) -> int:
+    """The largest file size left alone when ``used`` bytes are in use; a
+    longer file is cut to :func:`kept_size`.
+
+    The limit is the larger of the size growth gives for ``used``
+    (:func:`grown_size`) and :func:`kept_size` plus an eighth of it (at least
+    32 KiB).  That is the hysteresis: a cut gives back at least a growth step
+    (under 1 GiB, about half the file; past it, 1 GiB) and at least an eighth
+    of what the file keeps, so a file near a boundary is neither cut by a page
+    at a time nor cut and regrown on alternate commits: growth never makes a
+    file longer than this limit, and after a cut the pages in use must fall by
+    about half (under 1 GiB) or a ninth (past it) before the next one.
+
+    Runtime complexity: O(1).
+    """
+    kept = kept_size(used, page_size)
+    return max(grown_size(used), kept + max(kept >> 3, _MIN_SLACK))
+
+
 class FileIO:
     """One open page file at the OS level: fd, flock, read-only map, pread/pwrite/fsync."""
 
@@ -68,6 +99,7 @@ class FileIO:
     readonly: bool
     _fd: int
     _mm: mmap.mmap | None
+    _size: int
     _finalizer: weakref.finalize[Any, Any]
 
     def __init__(self, path: str, *, readonly: bool, create: bool) -> None:
@@ -83,6 +115,7 @@ class FileIO:
         self.readonly = readonly
         self._mm = None
         self._fd = -1
+        self._size = -1
         flags = os.O_RDONLY if readonly else os.O_RDWR
         if create and not readonly:
             flags |= os.O_CREAT
@@ -146,9 +179,20 @@ class FileIO:
         Runtime complexity: O(1).
         """
         try:
-            return os.fstat(self._fd).st_size
+            self._size = os.fstat(self._fd).st_size
         except OSError as e:
             raise FileIOError(self.path, f"cannot stat: {e.strerror}") from e
+        return self._size
+
+    def size_hint(self) -> int:
+        """The file's size as this object last saw or set it (no system call):
+        a hint, since another process may have resized the file since.
+
+        :raises FileIOError: fstat failed (when no size is known yet).
+
+        Runtime complexity: O(1).
+        """
+        return self._size if self._size >= 0 else self.size()
 
     def pread(self, n: int, offset: int) -> bytes:
         """Up to ``n`` bytes at ``offset`` (fewer at the end of the file).
@@ -197,10 +241,12 @@ class FileIO:
 
         Runtime complexity: O(1).
         """
+        self._size = -1
         try:
             os.ftruncate(self._fd, size)
         except OSError as e:
             raise FileIOError(self.path, f"cannot resize to {size} bytes: {e.strerror}") from e
+        self._size = size
 
     def map(self, size: int) -> None:
         """Map the first ``size`` bytes (nothing for 0), replacing and closing
@@ -269,6 +315,7 @@ class FileIO:
         new = grown_size(size)
         if new > _MAX_FILE:
             raise FileIOError(self.path, f"cannot grow to {size} bytes: past the largest file size")
+        self._size = -1
         try:
             os.ftruncate(self._fd, new)
         except OSError as e:
@@ -279,6 +326,21 @@ class FileIO:
             with suppress(OSError):
                 os.ftruncate(self._fd, have)
             raise
+        self._size = new
+
+    def shrink(self, size: int) -> None:
+        """Cut the file to ``size`` bytes (smaller than it is): the map first
+        (so no mapped byte lies past the end of the file), then the file.  On
+        failure the file keeps its size (the map may be the smaller one; reads
+        remap as needed).
+
+        :raises FileIOError: the map or the truncation failed.
+
+        Runtime complexity: O(1) plus the OS's work.
+        """
+        if self.mapped() > size:
+            self.map(size)
+        self.truncate(size)
 
     def close(self) -> None:
         """Close the map and the descriptor, dropping the lock.  Harmless twice.

@@ -103,16 +103,34 @@ class PageFileStats:
     file_size: int
     freelist: str
     sync_freelist: bool
+    #: Whether commits give the free tail back (``shrink=True`` on a writable file).
+    shrink: bool
+    #: Free pages (not pending) in the run that ends at the high-water mark:
+    #: what a commit could cut off.
+    free_tail: int
+    #: ``free_tail`` in bytes.
+    free_tail_bytes: int
+    #: How many times commits have cut the file since it was opened.
+    shrinks: int
+    #: Bytes those cuts gave back to the file system since the file was opened.
+    shrunk_bytes: int
 
 
 class _State:
     """The open file's state; the surface its transactions use (:class:`~freelist.tx.TxHost`)."""
 
-    def __init__(self, io: FileIO, fl: Freelist, sync: bool) -> None:
+    def __init__(self, io: FileIO, fl: Freelist, sync: bool, shrink: bool) -> None:
         self.io = io
         self.lock = threading.RLock()
         self.freelist = fl
         self.sync = sync
+        self.shrink = shrink and not io.readonly
+        # The first commit checks whether the file is longer than its metas need
+        # (a kill between a commit and its cut leaves it so).
+        self.trim_check = True
+        self.shrinks = 0
+        self.given_back = 0
+        self.tail_miss: tuple[int, ...] = ()
         self.writing: FreelistFormat = persist.writing(sync)
         self.meta = Meta(0, 0, 0, 0, 0)
         self.owned: list[Run] = []
@@ -188,6 +206,7 @@ class PageFile:
         timeout: float | None = None,
         readonly: bool = False,
         create: bool = True,
+        shrink: bool = True,
     ) -> PageFile:
         """Open the page file at ``path``, creating it when missing.
 
@@ -206,8 +225,26 @@ class PageFile:
         runs in use.  ``timeout`` bounds the wait for the file lock (exclusive,
         or shared when ``readonly``) in seconds: None (or inf) waits forever, 0
         fails at once.  ``create=False`` refuses to create a missing file (a
-        read-only open never creates one).  ``sync_freelist``, ``readonly`` and
-        ``create`` take bools only.
+        read-only open never creates one).  ``shrink`` (default True) lets
+        commits give the free pages at the end of the file back to the file
+        system (see *Shrinking* below); ``shrink=False`` keeps bbolt's
+        behaviour, a file that never gets shorter.  ``sync_freelist``,
+        ``readonly``, ``create`` and ``shrink`` take bools only.
+
+        Shrinking: when a commit finds the free pages (not pending) at the top
+        of the file form a run that ends at the high-water mark, and the file is
+        longer than growth would have made it for the pages below that run, by
+        more than an eighth of what it would keep (the hysteresis: a file is not
+        cut and regrown on alternate commits), it lowers the high-water mark
+        and, once the new meta is durable (and copied to the other meta page,
+        so that both metas fit in the shorter file), cuts the file to the pages
+        in use plus an eighth (at least 32 KiB).  The file stays a valid bbolt
+        file.  The library writes no mark of its own into a file, so "files this
+        library creates" means every file opened writable here: an existing
+        bbolt database opened with the default shrinks too (bbolt reads the
+        high-water mark from the meta and grows the file again when it needs
+        to); pass ``shrink=False`` to leave its size alone.  A read-only open
+        never shrinks.
 
         A damaged freelist page (ids unsorted, repeated, outside the file, or
         naming a page in use: its own pages, the root) is refused.  The repair
@@ -251,6 +288,7 @@ class PageFile:
             ("sync_freelist", sync_freelist),
             ("readonly", readonly),
             ("create", create),
+            ("shrink", shrink),
         ):
             if type(value) is not bool:
                 raise PageFileTypeError(
@@ -282,7 +320,7 @@ class PageFile:
         io: FileIO | None = None
         try:
             io = FileIO(name, readonly=readonly, create=create)
-            self._state = _State(io, fl, sync_freelist)
+            self._state = _State(io, fl, sync_freelist, shrink)
             io.lock(wait)
             if io.size() == 0 and not readonly:
                 new_size = page_size if explicit else 4096
@@ -476,7 +514,9 @@ class PageFile:
     # Whole-file operations.
 
     def stats(self) -> PageFileStats:
-        """Page size, txid, high-water mark, free and pending pages, runs, file size.
+        """Page size, txid, high-water mark, free and pending pages, runs, file
+        size, the free tail (free pages in the run that ends at the high-water
+        mark) and what shrinking has given back since the file was opened.
 
         :raises ClosedError: the file is closed.
         :raises FileIOError: the file size cannot be read.
@@ -488,6 +528,8 @@ class PageFile:
             st.check_open()
             fl = st.freelist
             spans = fl.free_spans()
+            meta = st.meta
+            tail = spans[-1][1] if spans and sum(spans[-1]) == meta.hwm else 0
             return PageFileStats(
                 path=self._path,
                 page_size=st.meta.page_size,
@@ -500,6 +542,11 @@ class PageFile:
                 file_size=st.io.size(),
                 freelist=type(fl).__name__,
                 sync_freelist=st.sync,
+                shrink=st.shrink,
+                free_tail=tail,
+                free_tail_bytes=tail * meta.page_size,
+                shrinks=st.shrinks,
+                shrunk_bytes=st.given_back,
             )
 
     def check(self, reachable: Reachable | None = None) -> list[str]:

@@ -20,21 +20,45 @@ Commit protocol (the same as bbolt's):
 A crash before step 4 completes leaves the previous meta the newest valid one;
 the pages of the lost transaction are simply free again.  A torn meta page fails
 its checksum, and the other meta (one commit older) wins.
+
+Shrinking (``PageFile.open(..., shrink=True)``, the default) adds to this:
+
+* before step 2, when the free pages (not pending: no reader can see them) at
+  the top of the file form a run ending at the high-water mark, and cutting it
+  off would let the file shrink (:func:`~freelist._fileio.shrink_limit`), the
+  run leaves the freelist and the high-water mark drops to its start, so the
+  freelist written in step 2 does not list it and the meta of step 4 carries
+  the lower mark;
+* after step 4 (the new meta durable), the same meta is also written to the
+  other meta page and synced, so that both metas fit in the shorter file (a
+  damaged newest meta falls back to a copy of itself, never to an older meta
+  whose pages would pass the end of the file);
+* then the map and the file are cut to :func:`~freelist._fileio.kept_size` of
+  the pages in use.
+
+A kill between step 4 and the cut leaves a file longer than its high-water
+mark (with both metas inside it), which opens as any file does; the first commit
+after opening cuts it.  Readers are never touched: the pages cut off were free,
+not pending, so no open snapshot reaches them, and every byte a reader got is a
+copy.
 """
 
 from __future__ import annotations
 
+import functools
+import struct
 import threading
 from typing import Any, Protocol
 
 from . import meta as metas
-from ._fileio import FileIO
+from ._fileio import FileIO, kept_size, shrink_limit
 from ._shared import MAX_ID
 from .errors import (
     ClosedError,
     DataTooLargeError,
     DoubleFreeError,
     FileDoubleFreeError,
+    FreelistError,
     InvalidTypeError,
     NotAllocatedError,
     PageFileArgumentError,
@@ -80,6 +104,11 @@ class TxHost(Protocol):
     meta: Meta
     owned: list[Run]  # the runs the committed freelist occupies
     writing: FreelistFormat
+    shrink: bool  # give the free tail back at commit
+    trim_check: bool  # the file may be longer than its metas need: check at the next commit
+    shrinks: int  # times the file was cut since it was opened
+    given_back: int  # bytes cut off since it was opened
+    tail_miss: tuple[int, ...]  # what stopped the last free-tail scan that found too little
 
     def check_open(self) -> None:
         """Raise :class:`~freelist.ClosedError` when the file is closed."""
@@ -109,6 +138,26 @@ def owns(runs: list[Run], pgid: int, n: int) -> bool:
     Runtime complexity: O(len(runs)).
     """
     return any(pgid < s + k and s < pgid + n for s, k in runs)
+
+
+@functools.lru_cache(maxsize=16)
+def _highest_mark(size: int, ps: int) -> int:
+    """The highest high-water mark at which a file of ``size`` bytes is cut
+    (:func:`~freelist._fileio.shrink_limit` of it is below ``size``); 0 when
+    none is.
+
+    Runtime complexity: O(log(size / ps)), then O(1) from the cache.
+    """
+    lo, hi = 2, max(2, size // ps)
+    if shrink_limit(lo * ps, ps) >= size:
+        return 0
+    while hi - lo > 1:  # limit(lo) < size, and limit(hi) >= size (hi pages fill the file)
+        mid = (lo + hi) // 2
+        if shrink_limit(mid * ps, ps) < size:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 class Transaction:
@@ -385,11 +434,15 @@ class Transaction:
         """Steps 2-4 of the protocol; on failure the freelist is rolled back."""
         host = self._host
         fl, io, txid = host.freelist, host.io, self._txid
-        ps = host.meta.page_size
+        prev = host.meta
+        ps = prev.page_size
         meta_started = False
+        tail = (0, 0)
         try:
             for start, n in host.owned:
                 fl.free(txid, start, n)
+            if host.shrink:
+                tail = self._drop_free_tail()
             field, owned = host.writing.write(io, fl, self._allocate_pages, ps)
             io.sync()
             meta = Meta(ps, self._root, field, self._hwm, txid)
@@ -398,6 +451,9 @@ class Transaction:
             io.sync()
         except BaseException as e:
             fl.rollback(txid)
+            if tail[1]:
+                # The dropped tail is free again: the durable meta still covers it.
+                fl.init(sorted([*fl.free_page_ids(), *range(tail[0], tail[0] + tail[1])]))
             if meta_started:
                 # The meta may be on disk (or reach it later): this process no
                 # longer knows which state is durable, so it stops writing.
@@ -407,6 +463,104 @@ class Transaction:
                 )
             raise
         host.publish(meta, owned)
+        if host.shrink and (tail[1] or host.trim_check):
+            self._trim(prev, meta, copied=bool(tail[1]) and self._copy_meta(meta))
+
+    def _drop_free_tail(self) -> tuple[int, int]:
+        """Take the free run that ends at the high-water mark off the freelist
+        and lower the mark to its start, when that lets the file shrink (see
+        :func:`~freelist._fileio.shrink_limit`); return the run dropped
+        (``(start, 0)``: none).
+
+        Runtime complexity: O(1) gates (the free count against the run a cut
+        needs, then two ``freed`` probes); when they pass, the freelist's
+        ``free_spans`` (not again while the page that stopped the last scan
+        stays in use; after 1, 2, 4 ... 64 commits while it stays pending)
+        and, to drop the run, O(F) to rebuild the free set.
+        """
+        host = self._host
+        fl, hwm = host.freelist, self._hwm
+        size = host.io.size_hint()  # a stale size only makes a drop without a cut
+        mark = _highest_mark(size, host.meta.page_size)
+        need = hwm - mark
+        if (
+            not mark
+            or need < 1
+            or fl.free_count < need
+            or not fl.freed(hwm - 1)
+            or not fl.freed(hwm - need)
+        ):
+            return (hwm, 0)
+        # After a scan that found too little: while the page that stopped it is
+        # still in use, nothing can have changed; a pending one is looked at
+        # again after 1, 2, 4 ... 64 commits (a long reader can keep it
+        # pending), or as soon as nothing is pending.
+        backoff = 0
+        miss = host.tail_miss
+        if miss and miss[0] == hwm and miss[1] == size:
+            _, _, blocker, in_use, retry, backoff = miss
+            if in_use and not fl.freed(blocker):
+                return (hwm, 0)
+            if not in_use and self._txid < retry and fl.pending_count:
+                return (hwm, 0)
+        spans = fl.free_spans()
+        start, n = spans[-1] if spans else (hwm, 0)
+        if start + n != hwm or n < need:
+            # The highest page under the mark that is not free: pending or in use.
+            blocker = hwm - 1 if start + n != hwm else start - 1
+            in_use = not fl.freed(blocker)
+            backoff = 0 if in_use else min(64, max(1, 2 * backoff))
+            host.tail_miss = (hwm, size, blocker, in_use, self._txid + backoff, backoff)
+            return (hwm, 0)
+        host.tail_miss = ()
+        ids = fl.free_page_ids()
+        del ids[len(ids) - n :]
+        fl.init(ids)
+        self._hwm = start
+        return (start, n)
+
+    def _copy_meta(self, meta: Meta) -> bool:
+        """Write ``meta`` to the other meta page too (its header naming that
+        page) and sync; whether that worked.  Done after a commit that lowered
+        the high-water mark, before the file is cut: the older meta's mark may
+        pass the new end of the file.
+
+        Runtime complexity: O(page_size) plus the sync.
+        """
+        io, ps = self._host.io, meta.page_size
+        other = (meta.txid + 1) % 2
+        page = bytearray(meta.pack_page(ps))
+        struct.pack_into("<Q", page, 0, other)
+        try:
+            io.pwrite(memoryview(page), other * ps)
+            io.sync()
+        except FreelistError:
+            return False  # the commit is durable; the file is cut at a later commit
+        return True
+
+    def _trim(self, prev: Meta, meta: Meta, *, copied: bool) -> None:
+        """After a durable commit: cut the file to
+        :func:`~freelist._fileio.kept_size` of the pages both metas on disk
+        use, when it is longer than :func:`~freelist._fileio.shrink_limit`.  A
+        failure leaves the file as it is (the commit stands) and the cut for a
+        later commit.
+
+        Runtime complexity: O(1) plus the OS's work.
+        """
+        host = self._host
+        io, ps = host.io, meta.page_size
+        # The other meta page holds ``prev`` unless it was just overwritten with a copy.
+        used = (meta.hwm if copied else max(meta.hwm, prev.hwm)) * ps
+        try:
+            size = io.size()
+            host.trim_check = used > meta.hwm * ps  # the older meta keeps the file long
+            if size > shrink_limit(used, ps):
+                keep = kept_size(used, ps)
+                io.shrink(keep)
+                host.shrinks += 1
+                host.given_back += size - keep
+        except FreelistError:
+            host.trim_check = True
 
     def rollback(self) -> None:
         """End the transaction; a writer's allocations and frees are undone.
