@@ -410,145 +410,48 @@ KINDS: dict[str, DamageFn] = {
 # Known PageFile failures (issue 7), by case id, with the bug they hit.  Filled
 # from the campaign's own findings: see the module docstring.
 
-#: Issue 7 bug 2: open trusts a freelist page that lists a page in use (the
-#: root, a tree page), so allocate() hands it out.  Damage: "freelist ids"
-#: (live / root / random) and one byte flip on a freelist page.
-_BUG2 = "issue 7 bug 2: open trusts a freelist page listing a page in use; allocate hands it out"
-#: Found by this campaign: open trusts the freelist page header's overflow; a
-#: run longer than the ids need covers tree pages, which the next commit frees
-#: with the freelist's own run (pagefile.py: _read_freelist_page sets _fl_run
-#: from hdr.overflow; _commit frees _fl_run).  Detectable with reachable=.
-_OVERFLOW = (
-    "campaign finding: the freelist page's overflow is trusted; its run covers live pages "
-    "that the next commit frees"
-)
-#: Issue 7 bug 4: a meta txid of 2**64-1 (checksum valid): update() fails,
-#: rollback/close raise TransactionError and keep the lock, so the case's next
-#: open in the same process waits for the lock forever (the watchdog fires).
-_BUG4 = "issue 7 bug 4: txid 2**64-1 wedges the writer; close keeps the lock, the next open hangs"
+#: What no check without a walk can see: a freelist page that is sound in
+#: itself (sorted ids inside the file, not the root, not a meta or its own
+#: page) but lists a page the tree uses, as a flipped id can make it.  bbolt
+#: trusts such a page too; ``check(walk)`` reports it, a rebuild from
+#: ``reachable=`` repairs it, and the log format's checksums catch it.
+_BUG2 = "a sound-looking freelist page listing a live non-root page: undetectable without a walk"
 
 KNOWN: dict[str, str] = {
     **dict.fromkeys(
         [
-            "bbolt-synced-array/fl-ids/4",
-            "bbolt-synced-array/fl-ids/12",
-            "bbolt-synced-array/fl-ids/14",
-            "bbolt-synced-array/fl-ids/25",
-            "bbolt-synced-array/fl-ids/37",
-            "bbolt-synced-array/fl-ids/39",
-            "bbolt-synced-array/fl-ids/45",
-            "bbolt-synced-array/fl-ids/50",
-            "bbolt-synced-array/fl-ids/51",
-            "bbolt-synced-array/fl-ids/58",
-            "bbolt-synced-hashmap-nested/fl-ids/6",
-            "bbolt-synced-hashmap-nested/fl-ids/16",
-            "bbolt-synced-hashmap-nested/fl-ids/20",
-            "bbolt-synced-hashmap-nested/fl-ids/25",
-            "bbolt-synced-hashmap-nested/fl-ids/43",
             "bbolt-synced-hashmap-nested/fl-ids/45",
             "bbolt-synced-hashmap-nested/fl-ids/48",
             "bbolt-synced-hashmap-nested/fl-ids/49",
-            "bbolt-synced-hashmap-nested/fl-ids/50",
             "bbolt-synced-hashmap-nested/fl-ids/56",
-            "bbolt-synced-hashmap-nested/fl-ids/60",
-            "bbolt-synced-hashmap-nested/fl-ids/64",
-            "bbolt-synced-hashmap-nested/fl-ids/67",
-            "bbolt-synced-hashmap-nested/fl-ids/70",
-            "pf-array-sync-1024/fl-ids/0",
+            "bbolt-synced-hashmap-nested/fl-ids/6",
+            "bbolt-synced-hashmap-nested/flip/30",
+            "bbolt-synced-hashmap-nested/flip/49",
             "pf-array-sync-1024/fl-ids/3",
-            "pf-array-sync-1024/fl-ids/4",
-            "pf-array-sync-1024/fl-ids/7",
-            "pf-array-sync-1024/fl-ids/9",
-            "pf-array-sync-1024/fl-ids/14",
-            "pf-array-sync-1024/fl-ids/24",
             "pf-array-sync-1024/fl-ids/33",
-            "pf-array-sync-1024/fl-ids/34",
-            "pf-array-sync-1024/fl-ids/46",
-            "pf-array-sync-1024/fl-ids/53",
-            "pf-array-sync-1024/fl-ids/57",
-            "pf-array-sync-1024/fl-ids/62",
-            "pf-array-sync-1024/flip/29",
-            "pf-array-sync-4096/fl-ids/1",
-            "pf-array-sync-4096/fl-ids/2",
-            "pf-array-sync-4096/fl-ids/6",
-            "pf-array-sync-4096/fl-ids/8",
-            "pf-array-sync-4096/fl-ids/29",
-            "pf-array-sync-4096/fl-ids/33",
-            "pf-array-sync-4096/fl-ids/34",
+            "pf-array-sync-1024/fl-ids/4",
             "pf-array-sync-4096/fl-ids/37",
             "pf-array-sync-4096/fl-ids/47",
-            "pf-array-sync-4096/fl-ids/55",
-            "pf-array-sync-4096/fl-ids/58",
             "pf-array-sync-4096/fl-ids/62",
             "pf-array-sync-4096/fl-ids/64",
-            "pf-hashmap-sync-1024/fl-ids/0",
-            "pf-hashmap-sync-1024/fl-ids/5",
-            "pf-hashmap-sync-1024/fl-ids/12",
-            "pf-hashmap-sync-1024/fl-ids/21",
+            "pf-array-sync-4096/flip/63",
             "pf-hashmap-sync-1024/fl-ids/30",
             "pf-hashmap-sync-1024/fl-ids/32",
-            "pf-hashmap-sync-1024/fl-ids/35",
-            "pf-hashmap-sync-1024/fl-ids/43",
-            "pf-hashmap-sync-1024/fl-ids/47",
-            "pf-hashmap-sync-1024/fl-ids/48",
-            "pf-hashmap-sync-1024/fl-ids/52",
-            "pf-hashmap-sync-1024/fl-ids/54",
             "pf-hashmap-sync-1024/fl-ids/56",
             "pf-hashmap-sync-1024/fl-ids/62",
-            "pf-hashmap-sync-1024/fl-ids/66",
-            "pf-hashmap-sync-1024/fl-ids/68",
-            "pf-hashmap-sync-1024/fl-ids/70",
-            "pf-hashmap-sync-16384/fl-ids/0",
-            "pf-hashmap-sync-16384/fl-ids/7",
-            "pf-hashmap-sync-16384/fl-ids/11",
-            "pf-hashmap-sync-16384/fl-ids/12",
-            "pf-hashmap-sync-16384/fl-ids/22",
             "pf-hashmap-sync-16384/fl-ids/23",
             "pf-hashmap-sync-16384/fl-ids/26",
             "pf-hashmap-sync-16384/fl-ids/31",
-            "pf-hashmap-sync-16384/fl-ids/41",
             "pf-hashmap-sync-16384/fl-ids/42",
-            "pf-hashmap-sync-16384/fl-ids/48",
-            "pf-hashmap-sync-16384/fl-ids/50",
             "pf-hashmap-sync-16384/fl-ids/51",
-            "pf-hashmap-sync-16384/fl-ids/57",
-            "pf-hashmap-sync-4096/fl-ids/0",
-            "pf-hashmap-sync-4096/fl-ids/7",
+            "pf-hashmap-sync-16384/fl-ids/7",
             "pf-hashmap-sync-4096/fl-ids/11",
-            "pf-hashmap-sync-4096/fl-ids/12",
             "pf-hashmap-sync-4096/fl-ids/14",
-            "pf-hashmap-sync-4096/fl-ids/16",
-            "pf-hashmap-sync-4096/fl-ids/25",
-            "pf-hashmap-sync-4096/fl-ids/40",
             "pf-hashmap-sync-4096/fl-ids/51",
-            "pf-hashmap-sync-4096/fl-ids/53",
-            "pf-hashmap-sync-4096/fl-ids/55",
-            "pf-hashmap-sync-4096/fl-ids/62",
-            "pf-hashmap-sync-4096/fl-ids/63",
             "pf-hashmap-sync-4096/fl-ids/68",
             "pf-hashmap-sync-4096/fl-ids/69",
-            "pf-hashmap-sync-4096/fl-ids/70",
         ],
         _BUG2,
-    ),
-    **dict.fromkeys(
-        [
-            "pf-array-sync-1024/fl-header/4",
-            "pf-array-sync-1024/fl-header/35",
-            "pf-array-sync-1024/fl-header/40",
-            "pf-array-sync-1024/fl-header/48",
-            "pf-array-sync-1024/fl-header/58",
-        ],
-        _OVERFLOW,
-    ),
-    **dict.fromkeys(
-        [
-            "pf-array-sync-4096/meta/4",
-            "pf-hashmap-sync-1024/meta/20",
-            "pf-hashmap-sync-16384/meta/20",
-            "pf-hashmap-sync-4096/meta/16",
-        ],
-        _BUG4,
     ),
 }
 

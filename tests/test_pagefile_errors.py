@@ -1505,3 +1505,34 @@ def test_no_call_leaks_a_raw_exception(path: Path, kind: str) -> None:
             else:
                 assert isinstance(got, PageFileError), (name, value)
                 assert got.path == str(path), (name, value)
+
+
+def test_a_header_claiming_more_pages_than_a_writer_reserves_is_refused(
+    path: Path, kind: str
+) -> None:
+    # Found by the damage campaign: a freelist header whose overflow field
+    # claims the pages after it made the next commit free them with the
+    # freelist's own run, pages in use among them.  Open refuses it; a rebuild
+    # from a walk takes as the freelist's own only the pages the walk does not
+    # reach.
+    meta = make_file(path, commits=5)
+    fl, hwm = meta.freelist, meta.hwm
+    assert hwm - fl >= 3
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, fl * PS + 12, hwm - fl - 1)  # overflow: to the end
+    path.write_bytes(bytes(data))
+    with pytest.raises(FreelistPageError, match=f"claims {hwm - fl} pages"):
+        PageFile.open(path, freelist=kind)
+    # Say the last page is in use too: the claim must not make it free.
+    live = {meta.root, meta.root + 1, hwm - 1}
+    walk = _runs_walk([(meta.root, 2), (hwm - 1, 1)])
+    with PageFile.open(path, freelist=kind, reachable=walk) as pf:
+        for _ in range(2):  # the first commit frees the claimed pages the walk did not reach
+            with pf.update() as tx:
+                got = [tx.allocate(1) for _ in range(pf.freelist.free_count + 2)]
+                assert not set(got) & live
+                for p in got:
+                    tx.free(p)
+        assert pf.check(walk) == []
+        with pf.view() as tx:
+            assert tx.read(meta.root)[:1] == b"E"

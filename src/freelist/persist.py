@@ -117,11 +117,13 @@ class PageFormat:
                 raise CorruptPageError(
                     f"with its {hdr.overflow} overflow page(s) passes the high-water mark {hwm}"
                 )
+            # The run the header claims (a rebuild from a walk keeps only the
+            # pages of it that the walk does not reach).
+            out.owned.append((start, n))
             ids = unpack_freelist_ids(buf, start * ps, (start + n) * ps).tolist()
         except CorruptPageError as e:
             out.errors.append(f"{where} {e}")
             return out
-        out.owned.append((start, n))
         out.ids = ids
         # Whoever wrote the page reserved its pages from an estimate made before
         # the reservation took ids off the list: bbolt reserves size/ps + 1
