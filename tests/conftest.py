@@ -69,11 +69,13 @@ settings.load_profile(PROFILE)
 FreelistFactory = Callable[..., SharedFreelist]
 
 #: Every freelist the protocol tests run on, by test id.  ``hashmap-bbolt`` is
-#: the hashmap with bbolt's allocation rule (exact fit, else a random larger run).
+#: the hashmap with bbolt's allocation rule (exact fit, else a random larger run),
+#: ``hashmap-first-fit`` the hashmap with the array's rule.
 FACTORIES: dict[str, FreelistFactory] = {
     "array": ArrayFreelist,
     "hashmap": HashmapFreelist,
     "hashmap-bbolt": functools.partial(HashmapFreelist, policy="bbolt", seed=7),
+    "hashmap-first-fit": functools.partial(HashmapFreelist, policy="first-fit"),
 }
 
 

@@ -12,8 +12,10 @@ time), never from running the code under test.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
+import pickle
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -260,6 +262,31 @@ def test_hashmap_rejects_an_unknown_policy() -> None:
         HashmapFreelist([2, 3], policy="worst-fit")
     assert HashmapFreelist().policy == "best-fit"
     assert HashmapFreelist(policy="bbolt").policy == "bbolt"
+    assert HashmapFreelist(policy="first-fit").policy == "first-fit"
+
+
+def test_first_fit_takes_the_lowest_run_that_fits_not_the_best() -> None:
+    """Runs (10, 5), (20, 2), (30, 3): first fit takes 3 pages from the front of
+    the 5-page run although a 3-page run exists (best fit takes that one)."""
+    ids = [*range(10, 15), 20, 21, 30, 31, 32]
+    ff = check(HashmapFreelist(ids, policy="first-fit"))
+    assert isinstance(ff, HashmapFreelist)
+    assert HashmapFreelist(ids).allocate(3, 3) == 30
+    assert ff.allocate(3, 3) == 10
+    assert check(ff).free_spans() == [(13, 2), (20, 2), (30, 3)]
+    assert ff.allocate(3, 3) == 30
+    assert ff.allocate(3, 2) == 13
+    assert ff.allocate(3, 3) == 0
+    assert check(ff).free_spans() == [(20, 2)]
+
+
+def test_first_fit_survives_pickle_and_copy() -> None:
+    ff = HashmapFreelist([2, 3, 4, 10, 11], policy="first-fit")
+    ff.free(3, 20)
+    for twin in (pickle.loads(pickle.dumps(ff)), copy.deepcopy(ff)):
+        assert twin.policy == "first-fit"
+        assert twin.allocate(4, 2) == 2
+        check(twin)
 
 
 # ---------------------------------------------------------------------------
@@ -384,8 +411,9 @@ def test_allocation_follows_each_class_rule(ids: list[int], ns: list[int]) -> No
     for name, factory in FACTORIES.items():
         fl = factory(ids)
         free = set(ids)
+        rule = "array" if name == "hashmap-first-fit" else name  # first fit: the array's rule
         for n in ns:
-            allowed = allowed_starts(name, free, n)
+            allowed = allowed_starts(rule, free, n)
             got = fl.allocate(3, n)
             assert got in allowed, (name, sorted(free), n, got, allowed)
             if got:
@@ -1358,7 +1386,9 @@ def test_repr_names_the_class_and_counts(freelist_cls: FreelistFactory) -> None:
     fl = freelist_cls([2, 3, 9])
     fl.free(4, 20)
     text = repr(fl)
-    assert type(fl).__name__ in text
+    # the public class (first fit is a private subclass of HashmapFreelist)
+    public = next(c for c in type(fl).__mro__ if not c.__name__.startswith("_"))
+    assert text.startswith(public.__name__ + "(")
     assert "free=3" in text
     assert "pending=1" in text
 
