@@ -473,7 +473,8 @@ class _FirstFitHashmap(HashmapFreelist):
         self._heaps = {}
         self._live = {}
         self._sizes = []
-        self._large = SortedList()
+        # runs longer than _SMALL by end, for the overlap check, as best fit
+        self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
         load = _FF_LOAD
         self._hi = 2 * load
         self._lo = max(1, load // 4)
@@ -646,11 +647,15 @@ class _FirstFitHashmap(HashmapFreelist):
         if k == n:
             del self._backward[end]
             self._remove(b, j)
+            if k > _SMALL:
+                self._large.remove(end)
         else:
             r = k - n
             a += n
             fwd[a] = r
             self._backward[end] = r
+            if k > _SMALL >= r:
+                self._large.remove(end)
             blk[j] = a
             self._bl[b][j] = r if r < 255 else 255
             if not j:
@@ -662,7 +667,10 @@ class _FirstFitHashmap(HashmapFreelist):
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         fwd = self._forward
         bwd = self._backward
-        locate = self._locate
+        bs = self._bs
+        bl = self._bl
+        bmin = self._bmin
+        large = self._large
         added = 0
         for start, n, _ in spans:
             added += n
@@ -671,48 +679,47 @@ class _FirstFitHashmap(HashmapFreelist):
             psz = bwd.pop(s, None)
             nsz = fwd.pop(e, None)
             if psz is not None:  # grow the run that ends at s
+                if psz > _SMALL:
+                    large.remove(s)
                 s -= psz
-                if nsz is not None:  # and swallow the run that starts at e
-                    b, j = locate(e)
-                    self._remove(b, j)
+                b = bisect_right(bmin, s) - 1
+                blk = bs[b]
+                j = bisect_left(blk, s)
+                if nsz is not None:  # and swallow the run that starts at e, next in order
                     e += nsz
+                    nb = len(bs)
+                    if j + 1 < len(blk):
+                        self._remove(b, j + 1)
+                    else:
+                        self._remove(b + 1, 0)
+                    if len(bs) != nb or j >= len(blk) or blk[j] != s:
+                        b, j = self._locate(s)  # blocks were merged or split
                 size = e - s
-                b, j = locate(s)
-                self._bl[b][j] = size if size < 255 else 255
+                bl[b][j] = size if size < 255 else 255
             elif nsz is not None:  # the run that starts at e now starts at s
-                b, j = locate(e)
+                b = bisect_right(bmin, e) - 1
+                blk = bs[b]
+                j = bisect_left(blk, e)
                 e += nsz
                 size = e - s
-                self._bs[b][j] = s
-                self._bl[b][j] = size if size < 255 else 255
+                blk[j] = s
+                bl[b][j] = size if size < 255 else 255
                 if not j:
-                    self._bmin[b] = s
+                    bmin[b] = s
             else:
                 fwd[s] = n
                 bwd[e] = n
                 self._insert(s, n)
+                if n > _SMALL:
+                    large.add(e)
                 continue
             fwd[s] = size
             bwd[e] = size
+            if size > _SMALL and not (nsz is not None and nsz > _SMALL):
+                large.add(e)  # a new end of a long run (a long next run kept its end)
             if size > self._lv[0][b]:
                 self._raise(b, size)
         self._free += added
-
-    def _overlaps_long(self, start: int, n: int) -> bool:
-        bmin = self._bmin
-        b = bisect_right(bmin, start) - 1
-        if b >= 0:
-            blk = self._bs[b]
-            j = bisect_right(blk, start)
-            p = blk[j - 1]
-            if p + self._forward[p] > start:
-                return True
-            if n == 1:
-                return False
-            if j < len(blk):
-                return blk[j] < start + n
-            return b + 1 < len(bmin) and bmin[b + 1] < start + n
-        return n > 1 and bool(bmin) and bmin[0] < start + n
 
     def free_page_ids(self) -> list[int]:
         """The free page ids, sorted ascending, as a new list.
@@ -737,7 +744,10 @@ class _FirstFitHashmap(HashmapFreelist):
     def _check_index(self) -> None:
         fwd = self._forward
         bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
-        assert not self._heaps and not self._live and not self._sizes and not self._large
+        assert not self._heaps and not self._live and not self._sizes
+        assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
+            "long-run index is wrong"
+        )
         assert len(bs) == len(bl) == len(bmin), "block lists differ in length"
         assert [s for blk in bs for s in blk] == sorted(fwd), "blocks are not the runs in order"
         for b, blk in enumerate(bs):
