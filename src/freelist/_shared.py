@@ -395,7 +395,27 @@ class SharedFreelist:
         """
         if type(txid) is not int or not 0 <= txid <= MAX_ID:
             txid = _check_txid(txid, low=0)
-        self._release(txid)
+        pend = self._pending
+        if len(pend) == 1:
+            # One transaction pending (the common commit): _release inlined.
+            for tid in pend:
+                if tid > txid:
+                    return
+            spans = pend.pop(tid)
+            if self._marks:
+                self._marks.pop(tid, None)
+            pp = self._pending_pages
+            if len(spans) == 1:
+                s, n, _ = spans[0]
+                if n == 1:
+                    pp.discard(s)
+                else:
+                    pp.difference_update(range(s, s + n))
+                self._put(spans)
+                return
+            self._release_spans(spans)
+        elif pend:
+            self._release(txid)
 
     def _release(self, txid: int) -> None:
         pend = self._pending

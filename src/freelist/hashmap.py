@@ -45,6 +45,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from heapq import heappop, heappush
+from itertools import pairwise
 from typing import Literal
 
 from sortedcontainers import SortedList
@@ -97,6 +98,7 @@ class HashmapFreelist(SharedFreelist):
         "_backward",
         "_forward",
         "_free",
+        "_fronts",
         "_heaps",
         "_large",
         "_live",
@@ -108,6 +110,7 @@ class HashmapFreelist(SharedFreelist):
     _forward: dict[int, int]
     _backward: dict[int, int]
     _heaps: dict[int, list[int]]
+    _fronts: dict[int, list[int]]
     _live: dict[int, int]
     _sizes: list[int]
     _large: SortedList
@@ -172,6 +175,7 @@ class HashmapFreelist(SharedFreelist):
         self._forward = fwd
         self._backward = bwd
         self._heaps = heaps
+        self._fronts = {k: [] for k in heaps}
         self._live = {k: len(v) for k, v in heaps.items()}
         self._sizes = sorted(heaps)
         self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
@@ -189,6 +193,7 @@ class HashmapFreelist(SharedFreelist):
         """The last run of size ``k`` is gone: drop the size from the index."""
         del self._live[k]
         del self._heaps[k]
+        del self._fronts[k]
         sizes = self._sizes
         del sizes[bisect_left(sizes, k)]
 
@@ -197,26 +202,33 @@ class HashmapFreelist(SharedFreelist):
         heap = self._heaps.get(k)
         if heap is None:
             self._heaps[k] = [start]
+            self._fronts[k] = []
             self._live[k] = 1
             sizes = self._sizes
             sizes.insert(bisect_left(sizes, k), k)
             return
-        heappush(heap, start)
+        front = self._fronts[k]
+        if start < (front[-1] if front else heap[0] if heap else start + 1):
+            front.append(start)  # a new lowest start: no sift through the heap
+        else:
+            heappush(heap, start)
         c = self._live[k] + 1
         self._live[k] = c
-        if len(heap) > 2 * c + 16:
+        if len(heap) + len(front) > 2 * c + 16:
             self._compact(k)
 
     def _compact(self, k: int) -> None:
-        """Drop the stale and duplicate entries of size ``k``'s heap.
+        """Drop the stale and duplicate entries of size ``k``'s heap and front.
 
-        Called when more than half of the heap is stale, so its cost is
+        Called when more than half of them are stale, so its cost is
         amortised over the operations that made the entries stale, and every
-        heap stays within twice its live runs (plus 16).
+        size's entries stay within twice its live runs (plus 16).
         """
         fwd = self._forward
         heap = self._heaps[k]
-        heap[:] = sorted({s for s in heap if fwd.get(s) == k})
+        front = self._fronts[k]
+        heap[:] = sorted({s for s in (*heap, *front) if fwd.get(s) == k})
+        front.clear()
 
     def _take(self, n: int) -> int:
         heaps = self._heaps
@@ -232,8 +244,12 @@ class HashmapFreelist(SharedFreelist):
             k = sizes[i]
             heap = heaps[k]
         fwd = self._forward
+        # The lowest start of size k is the lower of the front stack's top
+        # (descending, so its last entry is its lowest) and the heap's root;
+        # entries of runs merged away since are skipped.
+        front = self._fronts[k]
         while True:
-            a = heappop(heap)
+            a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)
             if fwd.get(a) == k:
                 break
         del fwd[a]
@@ -243,11 +259,12 @@ class HashmapFreelist(SharedFreelist):
         c = live[k] - 1
         if c:
             live[k] = c
-            if len(heap) > 2 * c + 16:
+            if len(heap) + len(front) > 2 * c + 16:
                 self._compact(k)
         else:
             del live[k]
             del heaps[k]
+            del self._fronts[k]
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
         if k == n:
@@ -270,6 +287,7 @@ class HashmapFreelist(SharedFreelist):
         bwd = self._backward
         live = self._live
         heaps = self._heaps
+        fronts = self._fronts
         large = self._large
         unlink = self._unlink_size
         added = 0
@@ -284,7 +302,7 @@ class HashmapFreelist(SharedFreelist):
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
-                    if len(heaps[psz]) > 2 * c + 16:
+                    if len(heaps[psz]) + len(fronts[psz]) > 2 * c + 16:
                         self._compact(psz)
                 else:
                     unlink(psz)
@@ -297,7 +315,7 @@ class HashmapFreelist(SharedFreelist):
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
-                    if len(heaps[nsz]) > 2 * c + 16:
+                    if len(heaps[nsz]) + len(fronts[nsz]) > 2 * c + 16:
                         self._compact(nsz)
                 else:
                     unlink(nsz)
@@ -310,10 +328,14 @@ class HashmapFreelist(SharedFreelist):
             if heap is None:
                 self._link_size(s, size)
             else:
-                heappush(heap, s)
+                front = fronts[size]
+                if s < (front[-1] if front else heap[0] if heap else s + 1):
+                    front.append(s)  # a new lowest start (a page given back)
+                else:
+                    heappush(heap, s)
                 c = live[size] + 1
                 live[size] = c
-                if len(heap) > 2 * c + 16:
+                if len(heap) + len(front) > 2 * c + 16:
                     self._compact(size)
             if size > _SMALL and not keep_end:
                 large.add(e)
@@ -331,7 +353,25 @@ class HashmapFreelist(SharedFreelist):
             if size is None:
                 size = fwd.get(start - 3)
                 if size is None:
-                    return self._overlaps_long(start, n)
+                    # No run starts in the three pages before `start`: a run
+                    # starting inside the range, or a long run, may cover it.
+                    if n == 1:
+                        if start in fwd:
+                            return True
+                    elif not fwd.keys().isdisjoint(range(start, start + n)):
+                        return True
+                    # The first long run ending after `start` (SortedList's
+                    # own lists, bisected in C: its bisect_right and
+                    # __getitem__ are Python calls on every free).
+                    large = self._large
+                    maxes = large._maxes
+                    if maxes:
+                        pos = bisect_right(maxes, start)
+                        if pos < len(maxes):
+                            sub = large._lists[pos]
+                            e = sub[bisect_right(sub, start)]
+                            return bool(e - self._backward[e] < start + n)
+                    return False
                 if size > 3:
                     return True
             elif size > 2:
@@ -341,23 +381,6 @@ class HashmapFreelist(SharedFreelist):
         if n == 1:
             return start in fwd
         return not fwd.keys().isdisjoint(range(start, start + n))
-
-    def _overlaps_long(self, start: int, n: int) -> bool:
-        """Overlap test when no run starts in the three pages before ``start``."""
-        fwd = self._forward
-        if n == 1:
-            if start in fwd:
-                return True
-        elif not fwd.keys().isdisjoint(range(start, start + n)):
-            return True
-        large = self._large
-        if large:
-            i = large.bisect_right(start)
-            if i < len(large):
-                e = large[i]
-                if e - self._backward[e] < start + n:
-                    return True
-        return False
 
     def free_page_ids(self) -> list[int]:
         """The free page ids, sorted ascending, as a new list.
@@ -400,14 +423,16 @@ class HashmapFreelist(SharedFreelist):
             counts[n] = counts.get(n, 0) + 1
         assert counts == self._live, "per-size counts are wrong"
         assert self._sizes == sorted(counts), "size index is wrong"
-        assert set(self._heaps) == set(counts)
+        assert set(self._heaps) == set(counts) == set(self._fronts)
         by_size: dict[int, set[int]] = {}
         for s, n in fwd.items():
             by_size.setdefault(n, set()).add(s)
         for k, heap in self._heaps.items():
+            front = self._fronts[k]
             assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "not a heap"
-            assert by_size[k] <= set(heap), f"a run of size {k} is missing from its heap"
-            assert len(heap) <= 2 * len(by_size[k]) + 17, f"size {k}'s heap is not compacted"
+            assert all(a > b for a, b in pairwise(front)), "front not descending"
+            assert by_size[k] <= {*heap, *front}, f"a run of size {k} is missing from its heap"
+            assert len(heap) + len(front) <= 2 * len(by_size[k]) + 17, f"size {k} not compacted"
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
@@ -471,6 +496,7 @@ class _FirstFitHashmap(HashmapFreelist):
         self._free = len(ids)
         # best fit's size index is not used
         self._heaps = {}
+        self._fronts = {}
         self._live = {}
         self._sizes = []
         # runs longer than _SMALL by end, for the overlap check, as best fit
