@@ -1384,26 +1384,33 @@ def test_hashmap_stale_heap_entries_are_compacted() -> None:
 
 def test_hashmap_front_stack_keeps_the_lowest_start_rule() -> None:
     """A page given back below every run of its size goes on the size's front
-    stack, not through the heap; allocation still takes the lowest start of
-    the front and the heap together, skipping runs merged away."""
+    stack (descending), not through the heap; allocation still takes the
+    lowest start of the front and the heap together, skipping runs merged
+    away."""
     fl = check(HashmapFreelist([10, 20, 30, 40]))
     for t in range(2, 6):
         assert fl.allocate(t, 1) == 10
         fl.free(t, 10)
         fl.release(t)
         check(fl)
-    assert fl._fronts[1] == [10] or fl._heaps[1][0] == 10
-    # pages below everything, given back highest first: they stack up
+    assert fl._fronts[1] == [40, 30, 20, 10]
+    assert fl._heaps[1] == []
+    # built from sorted ids, each size's starts are one descending stack;
+    # pages below everything, given back highest first, stack up on it
     fl.init([20, 30, 40])
+    assert fl._fronts[1] == [40, 30, 20]
     for t, p in enumerate([8, 6, 4], start=10):
         fl.free(t, p)
         fl.release(t)
         check(fl)
-    assert fl._fronts[1] == [8, 6, 4]
+    assert fl._fronts[1] == [40, 30, 20, 8, 6, 4]
+    fl.free(15, 25)  # not below the lowest: into the heap
+    fl.release(15)
+    assert fl._heaps[1] == [25]
     fl.free(20, 5)  # merges 4 and 6 into the run 4..6: both entries go stale
     fl.release(20)
     check(fl)
-    assert [fl.allocate(21, 1) for _ in range(4)] == [8, 20, 30, 40]
+    assert [fl.allocate(21, 1) for _ in range(5)] == [8, 20, 25, 30, 40]
     assert fl.allocate(21, 3) == 4
     check(fl)
 

@@ -13,6 +13,8 @@ implement only the storage hooks:
     remove a run of ``n`` free pages and return its first id (0: none);
 ``_put(spans)``
     add ``(start, n, _)`` runs, disjoint from the free set, to the free set;
+``_put1(start, n)``
+    the same for one run (a commit that frees one run; by default ``_put``);
 ``_overlaps_free(start, n)``
     whether any page of ``start .. start+n-1`` is free;
 ``free_count``, ``free_page_ids()``, ``free_spans()``, ``_check_storage()``.
@@ -182,6 +184,9 @@ class SharedFreelist:
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         raise NotImplementedError
+
+    def _put1(self, start: int, n: int) -> None:
+        self._put(((start, n, 0),))
 
     def _overlaps_free(self, start: int, n: int) -> bool:
         raise NotImplementedError
@@ -411,7 +416,7 @@ class SharedFreelist:
                     pp.discard(s)
                 else:
                     pp.difference_update(range(s, s + n))
-                self._put(spans)
+                self._put1(s, n)
                 return
             self._release_spans(spans)
         elif pend:

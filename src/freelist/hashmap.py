@@ -163,21 +163,23 @@ class HashmapFreelist(SharedFreelist):
     def _init_storage(self, ids: list[int]) -> None:
         fwd: dict[int, int] = {}
         bwd: dict[int, int] = {}
-        heaps: dict[int, list[int]] = {}
+        fronts: dict[int, list[int]] = {}
         for s, n in runs_of(ids):
             fwd[s] = n
             bwd[s + n] = n
-            heap = heaps.get(n)
-            if heap is None:
-                heaps[n] = [s]
+            front = fronts.get(n)
+            if front is None:
+                fronts[n] = [s]
             else:
-                heap.append(s)  # starts arrive ascending: already a heap
+                front.append(s)
+        for front in fronts.values():
+            front.reverse()  # starts arrived ascending: each front is descending
         self._forward = fwd
         self._backward = bwd
-        self._heaps = heaps
-        self._fronts = {k: [] for k in heaps}
-        self._live = {k: len(v) for k, v in heaps.items()}
-        self._sizes = sorted(heaps)
+        self._heaps = {k: [] for k in fronts}
+        self._fronts = fronts
+        self._live = {k: len(v) for k, v in fronts.items()}
+        self._sizes = sorted(fronts)
         self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
         self._free = len(ids)
 
@@ -227,8 +229,8 @@ class HashmapFreelist(SharedFreelist):
         fwd = self._forward
         heap = self._heaps[k]
         front = self._fronts[k]
-        heap[:] = sorted({s for s in (*heap, *front) if fwd.get(s) == k})
-        front.clear()
+        front[:] = sorted({s for s in (*heap, *front) if fwd.get(s) == k}, reverse=True)
+        heap.clear()
 
     def _take(self, n: int) -> int:
         heaps = self._heaps
@@ -340,6 +342,35 @@ class HashmapFreelist(SharedFreelist):
             if size > _SMALL and not keep_end:
                 large.add(e)
         self._free += added
+
+    def _put1(self, s: int, n: int) -> None:
+        # One run given back touching no free run (the usual one-run commit):
+        # _put without its loop and merging; otherwise _put.
+        fwd = self._forward
+        bwd = self._backward
+        e = s + n
+        if s in bwd or e in fwd:
+            self._put(((s, n, 0),))
+            return
+        fwd[s] = n
+        bwd[e] = n
+        heap = self._heaps.get(n)
+        if heap is None:
+            self._link_size(s, n)
+        else:
+            front = self._fronts[n]
+            if s < (front[-1] if front else heap[0] if heap else e):
+                front.append(s)
+            else:
+                heappush(heap, s)
+            live = self._live
+            c = live[n] + 1
+            live[n] = c
+            if len(heap) + len(front) > 2 * c + 16:
+                self._compact(n)
+        if n > _SMALL:
+            self._large.add(e)
+        self._free += n
 
     def _overlaps_free(self, start: int, n: int) -> bool:
         fwd = self._forward
@@ -689,6 +720,9 @@ class _FirstFitHashmap(HashmapFreelist):
             a -= n
         self._free -= n
         return a
+
+    def _put1(self, s: int, n: int) -> None:
+        self._put(((s, n, 0),))  # not best fit's: first fit keeps no size index
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         fwd = self._forward
