@@ -46,6 +46,9 @@ __all__ = ["MAX_ID", "SharedFreelist"]
 #: Largest transaction id or page id (ids are unsigned 64-bit on disk).
 MAX_ID = (1 << 64) - 1
 
+# The argument checks of allocate, free and release spell MAX_ID (and MAX_ID + 1)
+# as literals: a constant, where the name is a global lookup on every call.
+
 # Above this many unapplied changes, the sorted id cache is dropped rather than
 # patched (patching costs one memmove of the cache per change).
 _LOG_CAP = 256
@@ -306,7 +309,7 @@ class SharedFreelist:
         if (
             type(txid) is not int
             or type(n) is not int
-            or not (0 < txid <= MAX_ID and 0 < n <= MAX_ID)
+            or not (0 < txid <= 0xFFFF_FFFF_FFFF_FFFF and 0 < n <= 0xFFFF_FFFF_FFFF_FFFF)
         ):
             txid = _check_txid(txid)
             n = _as_int(n, "n")
@@ -347,7 +350,12 @@ class SharedFreelist:
             type(txid) is not int
             or type(start) is not int
             or type(n) is not int
-            or not (0 < txid <= MAX_ID and start > 1 and n > 0 and start + n <= MAX_ID + 1)
+            or not (
+                0 < txid <= 0xFFFF_FFFF_FFFF_FFFF
+                and start > 1
+                and n > 0
+                and start + n <= 0x1_0000_0000_0000_0000
+            )
         ):
             txid = _check_txid(txid)
             start, n = _check_run(start, n)
@@ -398,7 +406,7 @@ class SharedFreelist:
         released runs) plus the merge (array: O(F + m log m) for m pages;
         hashmap: O(1) expected per run).
         """
-        if type(txid) is not int or not 0 <= txid <= MAX_ID:
+        if type(txid) is not int or not 0 <= txid <= 0xFFFF_FFFF_FFFF_FFFF:
             txid = _check_txid(txid, low=0)
         pend = self._pending
         if len(pend) == 1:
