@@ -16,8 +16,10 @@ What this implementation adds beyond bbolt:
 
 * **Deterministic best fit.**  bbolt takes "any" larger run in Go's random map
   order when no exact fit exists.  Here the default policy takes the smallest
-  run that fits, lowest start on ties: each size keeps a heap of starts
-  (stale entries are skipped lazily and compacted), and the sizes present are
+  run that fits, lowest start on ties: each size keeps its starts in a
+  descending stack (the starts present at build, and runs given back below all
+  of them: O(1) pops) and a heap (any other run), stale entries are skipped
+  lazily and compacted, and the sizes present are
   kept in a sorted list searched by bisection, so no scan over sizes or runs
   is ever needed.  ``policy="bbolt"`` keeps bbolt's rule (exact fit, else a
   larger size picked at random, from a seeded generator so runs repeat).
@@ -722,7 +724,19 @@ class _FirstFitHashmap(HashmapFreelist):
         return a
 
     def _put1(self, s: int, n: int) -> None:
-        self._put(((s, n, 0),))  # not best fit's: first fit keeps no size index
+        # One run touching no free run: insert it; otherwise the merging _put.
+        fwd = self._forward
+        bwd = self._backward
+        e = s + n
+        if s in bwd or e in fwd:
+            self._put(((s, n, 0),))
+            return
+        fwd[s] = n
+        bwd[e] = n
+        self._insert(s, n)
+        if n > _SMALL:
+            self._large.add(e)
+        self._free += n
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         fwd = self._forward
