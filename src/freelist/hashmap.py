@@ -178,7 +178,7 @@ class HashmapFreelist(SharedFreelist):
             front.reverse()  # starts arrived ascending: each front is descending
         self._forward = fwd
         self._backward = bwd
-        self._heaps = {k: [] for k in fronts}
+        self._heaps = {}  # made when a size first needs one
         self._fronts = fronts
         self._live = {k: len(v) for k, v in fronts.items()}
         self._sizes = sorted(fronts)
@@ -196,29 +196,30 @@ class HashmapFreelist(SharedFreelist):
     def _unlink_size(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
         del self._live[k]
-        del self._heaps[k]
+        self._heaps.pop(k, None)
         del self._fronts[k]
         sizes = self._sizes
         del sizes[bisect_left(sizes, k)]
 
     def _link_size(self, start: int, k: int) -> None:
         """Index a new run ``(start, k)`` by its size."""
-        heap = self._heaps.get(k)
-        if heap is None:
-            self._heaps[k] = [start]
-            self._fronts[k] = []
+        front = self._fronts.get(k)
+        if front is None:
+            self._fronts[k] = [start]
             self._live[k] = 1
             sizes = self._sizes
             sizes.insert(bisect_left(sizes, k), k)
             return
-        front = self._fronts[k]
+        heap = self._heaps.get(k)
         if start < (front[-1] if front else heap[0] if heap else start + 1):
             front.append(start)  # a new lowest start: no sift through the heap
+        elif heap is None:
+            heap = self._heaps[k] = [start]
         else:
             heappush(heap, start)
         c = self._live[k] + 1
         self._live[k] = c
-        if len(heap) + len(front) > 2 * c + 16:
+        if len(front) + (len(heap) if heap else 0) > 2 * c + 16:
             self._compact(k)
 
     def _compact(self, k: int) -> None:
@@ -229,16 +230,15 @@ class HashmapFreelist(SharedFreelist):
         size's entries stay within twice its live runs (plus 16).
         """
         fwd = self._forward
-        heap = self._heaps[k]
+        heap = self._heaps.pop(k, ())
         front = self._fronts[k]
         front[:] = sorted({s for s in (*heap, *front) if fwd.get(s) == k}, reverse=True)
-        heap.clear()
 
     def _take(self, n: int) -> int:
-        heaps = self._heaps
-        heap = heaps.get(n)
+        fronts = self._fronts
+        front = fronts.get(n)
         k = n
-        if heap is None:
+        if front is None:
             sizes = self._sizes
             i = bisect_right(sizes, n)
             if i == len(sizes):
@@ -246,14 +246,15 @@ class HashmapFreelist(SharedFreelist):
             if self._policy == "bbolt":
                 i = self._rng.randrange(i, len(sizes))
             k = sizes[i]
-            heap = heaps[k]
+            front = fronts[k]
         fwd = self._forward
         # The lowest start of size k is the lower of the front stack's top
         # (descending, so its last entry is its lowest) and the heap's root;
         # entries of runs merged away since are skipped.
-        front = self._fronts[k]
+        heap = self._heaps.get(k)
         while True:
-            a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)
+            # (an empty front means the heap holds the size's runs: not None)
+            a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)  # type: ignore[arg-type]
             if fwd.get(a) == k:
                 break
         del fwd[a]
@@ -263,12 +264,12 @@ class HashmapFreelist(SharedFreelist):
         c = live[k] - 1
         if c:
             live[k] = c
-            if len(heap) + len(front) > 2 * c + 16:
+            if len(front) + (len(heap) if heap else 0) > 2 * c + 16:
                 self._compact(k)
         else:
             del live[k]
-            del heaps[k]
-            del self._fronts[k]
+            self._heaps.pop(k, None)
+            del fronts[k]
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
         if k == n:
@@ -306,7 +307,7 @@ class HashmapFreelist(SharedFreelist):
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
-                    if len(heaps[psz]) + len(fronts[psz]) > 2 * c + 16:
+                    if len(fronts[psz]) + len(heaps.get(psz, ())) > 2 * c + 16:
                         self._compact(psz)
                 else:
                     unlink(psz)
@@ -319,7 +320,7 @@ class HashmapFreelist(SharedFreelist):
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
-                    if len(heaps[nsz]) + len(fronts[nsz]) > 2 * c + 16:
+                    if len(fronts[nsz]) + len(heaps.get(nsz, ())) > 2 * c + 16:
                         self._compact(nsz)
                 else:
                     unlink(nsz)
@@ -328,18 +329,20 @@ class HashmapFreelist(SharedFreelist):
             fwd[s] = size
             bwd[e] = size
             # Index the merged run by its size (inline _link_size).
-            heap = heaps.get(size)
-            if heap is None:
+            front = fronts.get(size)
+            if front is None:
                 self._link_size(s, size)
             else:
-                front = fronts[size]
+                heap = heaps.get(size)
                 if s < (front[-1] if front else heap[0] if heap else s + 1):
                     front.append(s)  # a new lowest start (a page given back)
+                elif heap is None:
+                    heap = heaps[size] = [s]
                 else:
                     heappush(heap, s)
                 c = live[size] + 1
                 live[size] = c
-                if len(heap) + len(front) > 2 * c + 16:
+                if len(front) + len(heap or ()) > 2 * c + 16:
                     self._compact(size)
             if size > _SMALL and not keep_end:
                 large.add(e)
@@ -356,19 +359,21 @@ class HashmapFreelist(SharedFreelist):
             return
         fwd[s] = n
         bwd[e] = n
-        heap = self._heaps.get(n)
-        if heap is None:
+        front = self._fronts.get(n)
+        if front is None:
             self._link_size(s, n)
         else:
-            front = self._fronts[n]
+            heap = self._heaps.get(n)
             if s < (front[-1] if front else heap[0] if heap else e):
                 front.append(s)
+            elif heap is None:
+                self._heaps[n] = [s]
             else:
                 heappush(heap, s)
             live = self._live
             c = live[n] + 1
             live[n] = c
-            if len(heap) + len(front) > 2 * c + 16:
+            if len(front) + len(heap or ()) > 2 * c + 16:
                 self._compact(n)
         if n > _SMALL:
             self._large.add(e)
@@ -456,12 +461,13 @@ class HashmapFreelist(SharedFreelist):
             counts[n] = counts.get(n, 0) + 1
         assert counts == self._live, "per-size counts are wrong"
         assert self._sizes == sorted(counts), "size index is wrong"
-        assert set(self._heaps) == set(counts) == set(self._fronts)
+        assert set(self._fronts) == set(counts), "sizes without a front stack"
+        assert set(self._heaps) <= set(counts), "a heap of an absent size"
         by_size: dict[int, set[int]] = {}
         for s, n in fwd.items():
             by_size.setdefault(n, set()).add(s)
-        for k, heap in self._heaps.items():
-            front = self._fronts[k]
+        for k, front in self._fronts.items():
+            heap = self._heaps.get(k, [])
             assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "not a heap"
             assert all(a > b for a, b in pairwise(front)), "front not descending"
             assert by_size[k] <= {*heap, *front}, f"a run of size {k} is missing from its heap"
