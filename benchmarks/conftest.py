@@ -32,12 +32,13 @@ from functools import cache
 
 import pytest
 
-from freelist import ArrayFreelist, HashmapFreelist
+from freelist import registry
 from freelist._shared import SharedFreelist
 
 FULL_SIZES = [1_000, 10_000, 100_000, 1_000_000]
 SMOKE_SIZES = [1_000, 10_000]
-KINDS = ["array", "hashmap"]
+#: Freelist specs (:mod:`freelist.registry`) every benchmark runs on.
+KINDS = ["array", "hashmap", "hashmap:first-fit"]
 FRAGS = ["1-2", "pow2", "long"]
 
 #: The longest run of each layout (an allocation one page longer always fails).
@@ -87,9 +88,10 @@ def free_ids(size: int, frag: str) -> tuple[int, ...]:
 
 
 def build(kind: str, size: int, frag: str = "1-2") -> SharedFreelist:
-    """A new freelist of ``kind`` over :func:`free_ids`."""
-    ids = free_ids(size, frag)
-    return ArrayFreelist(ids) if kind == "array" else HashmapFreelist(ids)
+    """A new freelist of ``kind`` (a registry spec) over :func:`free_ids`."""
+    fl = registry.make(kind, free_ids(size, frag))
+    assert isinstance(fl, SharedFreelist)
+    return fl
 
 
 _BUILT: dict[tuple[str, int, str], SharedFreelist] = {}

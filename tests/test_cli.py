@@ -31,11 +31,87 @@ def test_compare_json_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     data = json.loads(capsys.readouterr().out)
     (row,) = data["rows"]
     assert row["free_pages"] == 800
-    assert row["array"]["sync"] is True
-    assert row["array"]["type"] == "array"
-    assert row["hashmap"]["policy"] == "best-fit"
-    assert row["speedup"] == pytest.approx(row["array"]["total_ns"] / row["hashmap"]["total_ns"])
+    assert row["baseline"] == "array"
+    res = row["results"]
+    assert list(res) == ["array", "hashmap:best-fit"]
+    assert res["array"]["sync"] is True
+    assert res["array"]["type"] == "array"
+    assert res["hashmap:best-fit"]["policy"] == "best-fit"
+    array, hashmap = res["array"], res["hashmap:best-fit"]
+    assert hashmap["speedup"] == pytest.approx(array["total_ns"] / hashmap["total_ns"])
+    assert array["speedup"] == 1
     assert plot.read_text().lstrip().startswith("<?xml")
+
+
+def test_compare_any_set_of_freelists(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Three specs side by side; first fit gives the array's results exactly."""
+    plot = tmp_path / "p.svg"
+    specs = "hashmap:best-fit,array,hashmap:first-fit"
+    args = ["compare", "--free-pages", "700", "--txs", "60", "--freelists", specs]
+    assert main([*args, "--json", "--plot", str(plot)]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    res = row["results"]
+    assert list(res) == specs.split(",")
+    assert row["baseline"] == "array"
+    for key in ("final_hwm", "free_count", "free_sha256", "spans", "largest_span", "free_tail"):
+        assert res["hashmap:first-fit"][key] == res["array"][key]
+    assert res["hashmap:first-fit"]["policy"] == "first-fit"
+    text = plot.read_text()
+    assert all(spec in text for spec in specs.split(","))
+
+
+def test_compare_without_the_array_measures_against_the_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["compare", "--free-pages", "600", "--txs", "20", "--freelists", "hashmap:first-fit"]
+    assert main([*args, "--freelists", "hashmap,hashmap:first-fit", "--policy", "bbolt"]) == 0
+    out = capsys.readouterr().out
+    assert "against hashmap:bbolt" in " ".join(out.split())
+    assert "hashmap:first-fit" in out
+    assert "free tail" in out
+
+
+def test_compare_takes_an_import_path(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = "freelist.array:ArrayFreelist"
+    args = ["compare", "--free-pages", "500", "--txs", "20", "--json"]
+    assert main([*args, "--freelists", f"array,{spec}"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["results"][spec]["free_sha256"] == row["results"]["array"]["free_sha256"]
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        ("array,hashmap:worst-fit", "worst-fit"),
+        ("array,array", "twice"),
+        ("nosuch", "unknown freelist"),
+        ("array,no.such.module:X", "cannot import"),
+    ],
+)
+def test_compare_refuses_bad_freelists_before_running(
+    capsys: pytest.CaptureFixture[str], specs: str, message: str
+) -> None:
+    assert main(["compare", "--free-pages", "100000000", "--freelists", specs]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert "generating" not in captured.err
+
+
+def test_replay_takes_any_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    trace = str(DATA / "seed-2000.trace")
+    expected = json.loads((DATA / "expected-array.json").read_text())["traces"]["seed-2000.trace"]
+    assert main(["replay", trace, "--freelist", "hashmap:first-fit"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["policy"] == "first-fit"
+    assert first["free_sha256"] == expected["free_sha256"]
+    assert main(["replay", trace, "--freelist", "hashmap", "--policy", "first-fit"]) == 0
+    assert json.loads(capsys.readouterr().out)["free_sha256"] == expected["free_sha256"]
+    assert main(["replay", trace, "--freelist", "freelist.hashmap:HashmapFreelist"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["type"] == "freelist.hashmap:HashmapFreelist"
+    assert {"free_tail", "spans"} <= set(other)
+    assert main(["replay", trace, "--freelist", "hashmap:nope"]) == 2
+    assert "nope" in capsys.readouterr().err
 
 
 def test_trace_then_replay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -185,8 +261,9 @@ def test_compare_from_a_bbolt_file(capsys: pytest.CaptureFixture[str], tmp_path:
     (row,) = data["rows"]  # one row: the file, not the --free-pages sizes
     assert row["free_pages"] == want["free_count"]
     assert row["start_hwm"] == want["hwm"]
-    assert row["hashmap"]["policy"] == "bbolt"
-    assert row["array"]["ops"] == row["hashmap"]["ops"] == row["ops"] > 30
+    res = row["results"]
+    assert res["hashmap:bbolt"]["policy"] == "bbolt"
+    assert res["array"]["ops"] == res["hashmap:bbolt"]["ops"] == row["ops"] > 30
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "speed-up" in out
@@ -201,3 +278,23 @@ def test_compare_from_a_missing_file_is_a_clear_error(
     assert "freelist: error:" in err
     assert "none.db: no such file" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "tail"),
+    [
+        ("H 10\nS 6 4\n", 4),  # pages 6..9 free, the file ends at 10
+        ("H 11\nS 6 4\n", 0),  # page 10 is in use
+        ("H 10\nS 3 2\nS 8 2\nA 2\n", 2),  # the allocation takes 3..4; 8..9 stays
+        ("H 10\nS 8 2\nA 2\n", 0),  # nothing free at the end
+        ("H 10\nS 3 3\nA 4\nC\nF 0\nC\n", 4),  # grown to 14, then 10..13 freed
+    ],
+)
+def test_replay_reports_the_free_tail(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, tail: int
+) -> None:
+    path = tmp_path / "t.trace"
+    path.write_text(text)
+    for spec in ("array", "hashmap:first-fit", "hashmap:best-fit"):
+        assert main(["replay", str(path), "--freelist", spec]) == 0
+        assert json.loads(capsys.readouterr().out)["free_tail"] == tail

@@ -12,8 +12,10 @@ time), never from running the code under test.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
+import pickle
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -260,6 +262,31 @@ def test_hashmap_rejects_an_unknown_policy() -> None:
         HashmapFreelist([2, 3], policy="worst-fit")
     assert HashmapFreelist().policy == "best-fit"
     assert HashmapFreelist(policy="bbolt").policy == "bbolt"
+    assert HashmapFreelist(policy="first-fit").policy == "first-fit"
+
+
+def test_first_fit_takes_the_lowest_run_that_fits_not_the_best() -> None:
+    """Runs (10, 5), (20, 2), (30, 3): first fit takes 3 pages from the front of
+    the 5-page run although a 3-page run exists (best fit takes that one)."""
+    ids = [*range(10, 15), 20, 21, 30, 31, 32]
+    ff = check(HashmapFreelist(ids, policy="first-fit"))
+    assert isinstance(ff, HashmapFreelist)
+    assert HashmapFreelist(ids).allocate(3, 3) == 30
+    assert ff.allocate(3, 3) == 10
+    assert check(ff).free_spans() == [(13, 2), (20, 2), (30, 3)]
+    assert ff.allocate(3, 3) == 30
+    assert ff.allocate(3, 2) == 13
+    assert ff.allocate(3, 3) == 0
+    assert check(ff).free_spans() == [(20, 2)]
+
+
+def test_first_fit_survives_pickle_and_copy() -> None:
+    ff = HashmapFreelist([2, 3, 4, 10, 11], policy="first-fit")
+    ff.free(3, 20)
+    for twin in (pickle.loads(pickle.dumps(ff)), copy.deepcopy(ff)):
+        assert twin.policy == "first-fit"
+        assert twin.allocate(4, 2) == 2
+        check(twin)
 
 
 # ---------------------------------------------------------------------------
@@ -1351,14 +1378,49 @@ def test_hashmap_stale_heap_entries_are_compacted() -> None:
         fl.release(t)
         check(fl)
     assert fl.free_spans() == [(2, 377), *((p, 1) for p in range(380, 400, 2))]
-    assert len(fl._heaps[1]) <= 2 * fl._live[1] + 17
+    assert len(fl._heaps.get(1, [])) + len(fl._fronts[1]) <= 2 * fl._live[1] + 17
+
+
+def test_hashmap_front_stack_keeps_the_lowest_start_rule() -> None:
+    """A page given back below every run of its size goes on the size's front
+    stack (descending), not through the heap; allocation still takes the
+    lowest start of the front and the heap together, skipping runs merged
+    away."""
+    fl = check(HashmapFreelist([10, 20, 30, 40]))
+    for t in range(2, 6):
+        assert fl.allocate(t, 1) == 10
+        fl.free(t, 10)
+        fl.release(t)
+        check(fl)
+    assert fl._fronts[1] == [40, 30, 20, 10]
+    assert 1 not in fl._heaps  # no heap until a run comes back in the middle
+    # built from sorted ids, each size's starts are one descending stack;
+    # pages below everything, given back highest first, stack up on it
+    fl.init([20, 30, 40])
+    assert fl._fronts[1] == [40, 30, 20]
+    for t, p in enumerate([8, 6, 4], start=10):
+        fl.free(t, p)
+        fl.release(t)
+        check(fl)
+    assert fl._fronts[1] == [40, 30, 20, 8, 6, 4]
+    fl.free(15, 25)  # not below the lowest: into the heap
+    fl.release(15)
+    assert fl._heaps[1] == [25]
+    fl.free(20, 5)  # merges 4 and 6 into the run 4..6: both entries go stale
+    fl.release(20)
+    check(fl)
+    assert [fl.allocate(21, 1) for _ in range(5)] == [8, 20, 25, 30, 40]
+    assert fl.allocate(21, 3) == 4
+    check(fl)
 
 
 def test_repr_names_the_class_and_counts(freelist_cls: FreelistFactory) -> None:
     fl = freelist_cls([2, 3, 9])
     fl.free(4, 20)
     text = repr(fl)
-    assert type(fl).__name__ in text
+    # the public class (first fit is a private subclass of HashmapFreelist)
+    public = next(c for c in type(fl).__mro__ if not c.__name__.startswith("_"))
+    assert text.startswith(public.__name__ + "(")
     assert "free=3" in text
     assert "pending=1" in text
 

@@ -54,6 +54,21 @@ def test_hashmap_replays_fidelity_traces_soundly(name: str, policy: str) -> None
         assert result.spans <= array.spans
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_first_fit_reproduces_bbolt_exactly(name: str) -> None:
+    """The first-fit hashmap makes the array's choices, so bbolt's results."""
+    trace = read(DATA / name)
+    fl = HashmapFreelist(trace.free_ids(), policy="first-fit")
+    result = replay(trace, lambda _ids: fl)
+    fl._check()
+    want = EXPECTED[name]
+    got = {
+        k: getattr(result, k) for k in ("ops", "final_hwm", "free_count", "grown", "free_sha256")
+    }
+    assert got == {k: want[k] for k in got}
+    assert replay(trace, "hashmap:first-fit").free_sha256 == want["free_sha256"]
+
+
 def test_sha256_format() -> None:
     assert free_sha256([2, 10]) == free_sha256(iter([2, 10]))
     assert free_sha256([2, 10]) == hashlib.sha256(b"2\n10\n").hexdigest()

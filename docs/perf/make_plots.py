@@ -8,10 +8,13 @@ Run from the repository root after refreshing the JSON::
     python docs/perf/make_plots.py /tmp/bench.json
 
 It writes ``docs/_static/replay.svg`` and ``docs/perf/tables.inc`` from the
-``compare`` output, and ``docs/_static/operations.svg`` from the benchmark
-JSON.  Given a pytest-benchmark JSON file, it first saves the part the plot
-needs (each benchmark's group, parameters and summary statistics, without the
-raw timings) as ``docs/perf/bench.json``; without one it uses that saved file.
+``compare`` output (``{"rows": [{"free_pages", "ops", "start_hwm", "baseline",
+"results": {spec: replay fields + "speedup"}}]}``, any set of freelists),
+``docs/perf/policies.inc`` from ``policies.py``'s ``policies.json``, and
+``docs/_static/operations.svg`` from the benchmark JSON.  Given a
+pytest-benchmark JSON file, it first saves the part the plot needs (each
+benchmark's group, parameters and summary statistics, without the raw timings)
+as ``docs/perf/bench.json``; without one it uses that saved file.
 """
 
 from __future__ import annotations
@@ -40,31 +43,60 @@ def fmt(ns: float) -> str:
 
 
 def table(rows: list[dict[str, Any]], caption: str) -> str:
+    """One line per size: each freelist's time, the speed-up of the others
+    against the baseline, and file growth and runs of each."""
+    labels = list(rows[0]["results"])
+    base = rows[0]["baseline"]
+    others = [lb for lb in labels if lb != base]
+    short = "/".join(lb.removeprefix("hashmap:") for lb in labels)
+    head = ["free pages", "ops", *labels]
+    head += [f"{lb} speed-up" for lb in others]
+    head += [f"{others[0]} us/op"] if others else []
+    head += [f"file growth {short}", f"runs {short}"]
+    lines = [f".. list-table:: {caption}", "   :header-rows: 1", ""]
+    lines += [("   * - " if i == 0 else "     - ") + h for i, h in enumerate(head)]
+    for r in rows:
+        res = r["results"]
+        start = r["start_hwm"]
+        cells = [f"{r['free_pages']:,}", f"{r['ops']:,}"]
+        cells += [fmt(res[lb]["total_ns"]) for lb in labels]
+        cells += [f"{res[lb]['speedup']:.1f}x" for lb in others]
+        cells += [f"{res[others[0]]['total_ns'] / r['ops'] / 1000:.2f}"] if others else []
+        cells += [" / ".join(f"{res[lb]['final_hwm'] - start:,}" for lb in labels)]
+        cells += [" / ".join(f"{res[lb]['spans']:,}" for lb in labels)]
+        lines += [("   * - " if i == 0 else "     - ") + c for i, c in enumerate(cells)]
+    return "\n".join(lines) + "\n"
+
+
+def policies_table(path: Path) -> str:
+    """The three rules on every scenario (``policies.py``'s JSON): pages the file
+    grew by, free runs, longest run and free pages at the end of the file."""
+    rows = json.loads(path.read_text())["rows"]
+    specs = ("array", "hashmap:best-fit", "hashmap:first-fit")
     lines = [
-        f".. list-table:: {caption}",
+        ".. list-table:: Array (first fit) / best fit / first-fit hashmap after 2,000 "
+        "transactions of each scenario",
         "   :header-rows: 1",
         "",
-        "   * - free pages",
-        "     - ops",
-        "     - array",
-        "     - hashmap",
-        "     - speed-up",
-        "     - hashmap us/op",
-        "     - file growth a / h",
-        "     - runs a / h",
+        "   * - scenario",
+        "     - free pages",
+        "     - pages grown",
+        "     - free runs",
+        "     - longest run",
+        "     - free at the end",
+        "     - first fit = array",
     ]
     for r in rows:
-        a, h = r["array"], r["hashmap"]
+        res = [r["results"][s] for s in specs]
         start = r["start_hwm"]
         lines += [
-            f"   * - {r['free_pages']:,}",
-            f"     - {r['ops']:,}",
-            f"     - {fmt(a['total_ns'])}",
-            f"     - {fmt(h['total_ns'])}",
-            f"     - {r['speedup']:.1f}x",
-            f"     - {h['total_ns'] / r['ops'] / 1000:.2f}",
-            f"     - {a['final_hwm'] - start:,} / {h['final_hwm'] - start:,}",
-            f"     - {a['spans']:,} / {h['spans']:,}",
+            f"   * - {r['scenario']}",
+            f"     - {r['free_pages']:,}",
+            "     - " + " / ".join(f"{x['final_hwm'] - start:,}" for x in res),
+            "     - " + " / ".join(f"{x['spans']:,}" for x in res),
+            "     - " + " / ".join(f"{x['largest_span']:,}" for x in res),
+            "     - " + " / ".join(f"{x['free_tail']:,}" for x in res),
+            f"     - {'yes' if r['first_fit_equals_array'] else 'NO'}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -146,8 +178,8 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6.8, 4.6))
     for rows, style, label in ((nosync, "-", ""), (sync, "--", ", synced")):
         sizes = [r["free_pages"] for r in rows]
-        for kind, marker in (("array", "o"), ("hashmap", "s")):
-            times = [r[kind]["total_ns"] / 1e9 for r in rows]
+        for kind, marker in zip(rows[0]["results"], "osD^v", strict=False):
+            times = [r["results"][kind]["total_ns"] / 1e9 for r in rows]
             ax.plot(sizes, times, style, marker=marker, label=f"{kind}{label}")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -163,6 +195,8 @@ def main() -> None:
         sync, "Seed trace, sorted freelist built at every commit (bbolt's default)"
     )
     (HERE / "tables.inc").write_text(text)
+    if (HERE / "policies.json").exists():
+        (HERE / "policies.inc").write_text(policies_table(HERE / "policies.json"))
     plt.close(fig)
     operations_plot()
 

@@ -12,24 +12,25 @@ import tracemalloc
 
 from opcost import fragmented_ids  # type: ignore[import-not-found]
 
-from freelist import ArrayFreelist, HashmapFreelist
+from freelist import registry
+
+SPECS = ("array", "hashmap:best-fit", "hashmap:first-fit")
 
 
 def main() -> None:
-    print(f"{'free pages':>10} {'class':>8} {'bytes/page':>11} {'bytes/run':>10} {'runs':>9}")
+    print(f"{'free pages':>10} {'freelist':>17} {'bytes/page':>11} {'bytes/run':>10} {'runs':>9}")
     for size in (10**5, 10**6):
-        for cls in (ArrayFreelist, HashmapFreelist):
+        for name in SPECS:
             gc.collect()
             tracemalloc.start()
             ids = fragmented_ids(size)
-            fl = cls(ids)
+            fl = registry.make(name, ids)
             del ids
             gc.collect()
             used, _ = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             runs = len(fl.free_spans())
-            name = "array" if cls is ArrayFreelist else "hashmap"
-            print(f"{size:>10,} {name:>8} {used / size:11.1f} {used / runs:10.1f} {runs:>9,}")
+            print(f"{size:>10,} {name:>17} {used / size:11.1f} {used / runs:10.1f} {runs:>9,}")
 
 
 if __name__ == "__main__":

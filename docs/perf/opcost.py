@@ -12,8 +12,10 @@ import random
 import statistics
 import time
 
-from freelist import ArrayFreelist, HashmapFreelist
+from freelist import registry
 from freelist._shared import SharedFreelist
+
+SPECS = ("array", "hashmap:best-fit", "hashmap:first-fit")
 
 
 def fragmented_ids(size: int, seed: int = 1) -> list[int]:
@@ -66,15 +68,16 @@ def measure(fl: SharedFreelist, rounds: int, failing_rounds: int) -> list[float]
 
 
 def main() -> None:
-    head = ["free pages", "class", "alloc 1", "free 1", "release", "alloc 4, none", "cycle"]
+    head = ["free pages", "freelist", "alloc 1", "free 1", "release", "alloc 4, none", "cycle"]
     print(" ".join(f"{h:>14}" for h in head), " (median us)")
     for size in (10**3, 10**5, 10**6):
         ids = fragmented_ids(size)
-        for cls in (ArrayFreelist, HashmapFreelist):
-            failing = 20 if cls is ArrayFreelist and size >= 10**6 else 2000
-            a1, fr, rl, a4, cy = measure(cls(ids), 20000, failing)
-            name = "array" if cls is ArrayFreelist else "hashmap"
-            print(" ".join(f"{v:>14}" for v in (f"{size:,}", name)), end=" ")
+        for name in SPECS:
+            failing = 20 if name == "array" and size >= 10**6 else 2000
+            fl = registry.make(name, ids)
+            assert isinstance(fl, SharedFreelist)
+            a1, fr, rl, a4, cy = measure(fl, 20000, failing)
+            print(f"{size:>14,} {name:>17}", end=" ")
             print(" ".join(f"{v:14.2f}" for v in (a1, fr, rl, a4, cy)))
 
 

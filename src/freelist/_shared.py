@@ -13,6 +13,8 @@ implement only the storage hooks:
     remove a run of ``n`` free pages and return its first id (0: none);
 ``_put(spans)``
     add ``(start, n, _)`` runs, disjoint from the free set, to the free set;
+``_put1(start, n)``
+    the same for one run (a commit that frees one run; by default ``_put``);
 ``_overlaps_free(start, n)``
     whether any page of ``start .. start+n-1`` is free;
 ``free_count``, ``free_page_ids()``, ``free_spans()``, ``_check_storage()``.
@@ -43,6 +45,9 @@ __all__ = ["MAX_ID", "SharedFreelist"]
 
 #: Largest transaction id or page id (ids are unsigned 64-bit on disk).
 MAX_ID = (1 << 64) - 1
+
+# The argument checks of allocate, free and release spell MAX_ID (and MAX_ID + 1)
+# as literals: a constant, where the name is a global lookup on every call.
 
 # Above this many unapplied changes, the sorted id cache is dropped rather than
 # patched (patching costs one memmove of the cache per change).
@@ -183,6 +188,9 @@ class SharedFreelist:
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         raise NotImplementedError
 
+    def _put1(self, start: int, n: int) -> None:
+        self._put(((start, n, 0),))
+
     def _overlaps_free(self, start: int, n: int) -> bool:
         raise NotImplementedError
 
@@ -301,7 +309,7 @@ class SharedFreelist:
         if (
             type(txid) is not int
             or type(n) is not int
-            or not (0 < txid <= MAX_ID and 0 < n <= MAX_ID)
+            or not (0 < txid <= 0xFFFF_FFFF_FFFF_FFFF and 0 < n <= 0xFFFF_FFFF_FFFF_FFFF)
         ):
             txid = _check_txid(txid)
             n = _as_int(n, "n")
@@ -342,7 +350,12 @@ class SharedFreelist:
             type(txid) is not int
             or type(start) is not int
             or type(n) is not int
-            or not (0 < txid <= MAX_ID and start > 1 and n > 0 and start + n <= MAX_ID + 1)
+            or not (
+                0 < txid <= 0xFFFF_FFFF_FFFF_FFFF
+                and start > 1
+                and n > 0
+                and start + n <= 0x1_0000_0000_0000_0000
+            )
         ):
             txid = _check_txid(txid)
             start, n = _check_run(start, n)
@@ -393,9 +406,29 @@ class SharedFreelist:
         released runs) plus the merge (array: O(F + m log m) for m pages;
         hashmap: O(1) expected per run).
         """
-        if type(txid) is not int or not 0 <= txid <= MAX_ID:
+        if type(txid) is not int or not 0 <= txid <= 0xFFFF_FFFF_FFFF_FFFF:
             txid = _check_txid(txid, low=0)
-        self._release(txid)
+        pend = self._pending
+        if len(pend) == 1:
+            # One transaction pending (the common commit): _release inlined.
+            for tid in pend:
+                if tid > txid:
+                    return
+            spans = pend.pop(tid)
+            if self._marks:
+                self._marks.pop(tid, None)
+            pp = self._pending_pages
+            if len(spans) == 1:
+                s, n, _ = spans[0]
+                if n == 1:
+                    pp.discard(s)
+                else:
+                    pp.difference_update(range(s, s + n))
+                self._put1(s, n)
+                return
+            self._release_spans(spans)
+        elif pend:
+            self._release(txid)
 
     def _release(self, txid: int) -> None:
         pend = self._pending

@@ -1,8 +1,10 @@
 """The ``freelist`` command line: compare, trace, replay, check, inspect.
 
 ``freelist compare`` is the main job: it generates the seed scenario at
-several free-list sizes, replays it on both freelists and prints a table of
-completion times, speed-up, file growth and final fragmentation.  Progress and
+several free-list sizes, replays it on a set of freelists (by default the
+array and the best-fit hashmap; any specs of :mod:`freelist.registry` with
+``--freelists``) and prints one table of completion times, speed-up, file
+growth, final fragmentation and free pages at the end of the file.  Progress and
 the table use :mod:`rich` when it is installed (the ``cli`` extra); otherwise
 the output is plain text.
 """
@@ -17,8 +19,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, filetools
-from .errors import FreelistError
+from . import __version__, filetools, registry
+from .errors import FreelistError, InvalidArgumentError
 from .fromfile import trace_from_file
 from .hashmap import POLICIES
 from .trace import SCENARIOS, ReplayResult, generate, read, replay
@@ -38,6 +40,28 @@ def _positive(text: str) -> int:
     return value
 
 
+def _spec_list(text: str) -> list[str]:
+    specs = [t.strip() for t in text.split(",") if t.strip()]
+    if not specs:
+        raise argparse.ArgumentTypeError("name at least one freelist")
+    return specs
+
+
+def _resolve_all(specs: Sequence[str], policy: str) -> list[registry.FreelistSpec]:
+    """Resolve every spec up front, so a bad one fails before any replay."""
+    out = [registry.resolve(spec, policy=policy) for spec in specs]
+    labels = [s.label for s in out]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise InvalidArgumentError(f"--freelists names {label!r} twice")
+    return out
+
+
+def _baseline(labels: Sequence[str]) -> str:
+    """What speed-up is measured against: the array when listed, else the first."""
+    return "array" if "array" in labels else labels[0]
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freelist",
@@ -49,10 +73,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser(
         "compare",
-        help="replay the seed scenario on both freelists and compare them (the main job)",
-        description="Generate a workload at each free-list size, replay it on the array and "
-        "the hashmap freelist, and print completion time, speed-up, file growth and "
-        "final fragmentation.",
+        help="replay the seed scenario on several freelists and compare them (the main job)",
+        description="Generate a workload at each free-list size, replay it on each freelist "
+        "(default: the array and the hashmap) and print completion time, speed-up, file "
+        "growth, final fragmentation and the free pages at the end of the file.",
     )
     cmp.add_argument(
         "--scenario", choices=SCENARIOS, default="seed", help="workload shape (default seed)"
@@ -68,12 +92,26 @@ def _build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--txs", type=_positive, default=2000, help="transactions (default 2000)")
     cmp.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     cmp.add_argument("--repeat", type=_positive, default=1, help="runs per cell; median shown")
-    cmp.add_argument("--policy", choices=POLICIES, default="best-fit", help="hashmap policy")
+    cmp.add_argument(
+        "--freelists",
+        type=_spec_list,
+        default=list(registry.DEFAULT_SPECS),
+        metavar="SPEC,SPEC,...",
+        help="freelists to compare, comma-separated specs: array, hashmap, hashmap:POLICY "
+        f"({', '.join(POLICIES)}) or package.module:Name (default: "
+        f"{','.join(registry.DEFAULT_SPECS)}); speed-up is against the array, or the "
+        "first spec when the array is not listed",
+    )
+    cmp.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="best-fit",
+        help="policy of a bare 'hashmap' in --freelists (default best-fit)",
+    )
     cmp.add_argument(
         "--sync", action="store_true", help="build the sorted freelist page at every commit"
     )
     cmp.add_argument("--json", action="store_true", help="print the results as JSON")
-    cmp.add_argument("--plot", metavar="FILE", help="draw time vs free-list size (png or svg)")
     cmp.add_argument(
         "--from",
         dest="from_file",
@@ -81,6 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="start from FILE's free pages (a page file or bbolt database, read-only) and "
         "replay the scenario's churn on top, instead of the generated --free-pages sizes",
     )
+    cmp.add_argument("--plot", metavar="FILE", help="draw time vs free-list size (png or svg)")
     cmp.set_defaults(func=_cmd_compare)
 
     tr = sub.add_parser(
@@ -111,10 +150,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("trace", metavar="TRACE", help="a trace file (see `freelist trace`)")
     rp.add_argument(
-        "--freelist", choices=["array", "hashmap"], default="hashmap", help="default hashmap"
+        "--freelist",
+        default="hashmap",
+        metavar="SPEC",
+        help="array, hashmap, hashmap:POLICY or package.module:Name (default hashmap)",
     )
     rp.add_argument(
-        "--policy", choices=POLICIES, default="best-fit", help="hashmap policy (default best-fit)"
+        "--policy",
+        choices=POLICIES,
+        default="best-fit",
+        help="policy of a bare 'hashmap' (default best-fit)",
     )
     rp.add_argument("--sync", action="store_true", help="build the freelist page at every commit")
     rp.set_defaults(func=_cmd_replay)
@@ -145,7 +190,14 @@ def _median_run(runs: list[ReplayResult]) -> ReplayResult:
     return next(r for r in runs if r.total_ns == mid)
 
 
-def _compare_rows(args: argparse.Namespace, tick: Callable[[str], None]) -> list[dict[str, Any]]:
+def _compare_rows(
+    args: argparse.Namespace, specs: list[registry.FreelistSpec], tick: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """One row per size: ``results`` maps each spec's label to its median replay
+    (every :class:`ReplayResult` field plus ``speedup`` against ``baseline``)."""
+    labels = [sp.label for sp in specs]
+    base = _baseline(labels)
+    width = max(map(len, labels))
     rows: list[dict[str, Any]] = []
     for want in [0] if args.from_file else args.free_pages:
         if args.from_file:
@@ -155,20 +207,27 @@ def _compare_rows(args: argparse.Namespace, tick: Callable[[str], None]) -> list
             tick(f"generating {args.scenario} trace, {want:,} free pages")
             trace = generate(args.scenario, want, args.txs, args.seed)
         size = sum(n for _, n in trace.spans)
-        row: dict[str, Any] = {
-            "scenario": args.scenario,
-            "free_pages": size,
-            "ops": len(trace.ops),
-            "start_hwm": trace.hwm,
-        }
-        for kind in ("array", "hashmap"):
+        results: dict[str, dict[str, Any]] = {}
+        for sp in specs:
             runs = []
             for i in range(args.repeat):
-                tick(f"{kind:7} {size:>9,} free pages, run {i + 1}/{args.repeat}")
-                runs.append(replay(trace, kind, policy=args.policy, sync=args.sync))
-            row[kind] = _median_run(runs).as_dict()
-        row["speedup"] = row["array"]["total_ns"] / max(1, row["hashmap"]["total_ns"])
-        rows.append(row)
+                tick(f"{sp.label:{width}} {size:>9,} free pages, run {i + 1}/{args.repeat}")
+                runs.append(replay(trace, sp.factory, sync=args.sync))
+            res = _median_run(runs).as_dict()
+            res["type"], res["policy"] = sp.kind, sp.policy
+            results[sp.label] = res
+        for res in results.values():
+            res["speedup"] = results[base]["total_ns"] / max(1, res["total_ns"])
+        rows.append(
+            {
+                "scenario": args.scenario,
+                "free_pages": size,
+                "ops": len(trace.ops),
+                "start_hwm": trace.hwm,
+                "baseline": base,
+                "results": results,
+            }
+        )
     return rows
 
 
@@ -176,53 +235,71 @@ def _fmt_s(ns: int) -> str:
     return f"{ns / 1e9:.3f} s" if ns >= 1e8 else f"{ns / 1e6:.1f} ms"
 
 
-def _table_cells(row: dict[str, Any]) -> list[str]:
-    a, h = row["array"], row["hashmap"]
-    start = int(row["start_hwm"])
-    return [
-        str(row["scenario"]),
-        f"{row['free_pages']:,}",
-        _fmt_s(a["total_ns"]),
-        _fmt_s(h["total_ns"]),
-        f"{row['speedup']:.1f}x",
-        f"{a['final_hwm'] - start:,} / {h['final_hwm'] - start:,}",
-        f"{a['spans']:,} / {h['spans']:,}",
-        f"{a['largest_span']:,} / {h['largest_span']:,}",
-    ]
-
-
 HEADERS = [
     "scenario",
     "free pages",
-    "array",
-    "hashmap",
+    "freelist",
+    "time",
     "speed-up",
-    "grown a/h",
-    "spans a/h",
-    "largest a/h",
+    "us/op",
+    "grown",
+    "spans",
+    "largest span",
+    "free tail",
 ]
 
 
+def _table_rows(row: dict[str, Any]) -> list[list[str]]:
+    start = int(row["start_hwm"])
+    out = []
+    for label, r in row["results"].items():
+        out.append(
+            [
+                str(row["scenario"]),
+                f"{row['free_pages']:,}",
+                label,
+                _fmt_s(r["total_ns"]),
+                f"{r['speedup']:.1f}x",
+                f"{r['total_ns'] / max(1, r['ops']) / 1000:.2f}",
+                f"{r['final_hwm'] - start:,}",
+                f"{r['spans']:,}",
+                f"{r['largest_span']:,}",
+                f"{r['free_tail']:,}",
+            ]
+        )
+    return out
+
+
+def _caption(rows: list[dict[str, Any]]) -> str:
+    base = rows[0]["baseline"] if rows else "array"
+    return (
+        f"speed-up: against {base}; grown: pages the file grew by; "
+        "free tail: free pages at the end of the file"
+    )
+
+
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
+    body = [cells for r in rows for cells in _table_rows(r)]
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        cells = [HEADERS, *(_table_cells(r) for r in rows)]
+        cells = [HEADERS, *body]
         widths = [max(len(c[i]) for c in cells) for i in range(len(HEADERS))]
         print(title)
-        print("a/h: array / hashmap; grown: pages the file grew by")
+        print(_caption(rows))
         for c in cells:
             print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
         return
-    table = Table(title=title, caption="a/h: array / hashmap; grown: pages the file grew by")
+    table = Table(title=title, caption=_caption(rows))
     for i, h in enumerate(HEADERS):
-        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=True)
-    for r in rows:
-        table.add_row(*_table_cells(r))
+        table.add_column(h, justify="left" if i < 3 else "right", no_wrap=True)
+    per_size = len(rows[0]["results"]) if rows else 1
+    for i, line in enumerate(body):
+        table.add_row(*line, end_section=(i + 1) % per_size == 0)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=132)  # a pipe or a file: don't wrap at 80 columns
+        console = Console(width=150)  # a pipe or a file: don't wrap at 80 columns
     console.print(table)
 
 
@@ -242,8 +319,10 @@ def _plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
     plt = _pyplot()
     sizes = [r["free_pages"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for kind, marker in (("array", "o"), ("hashmap", "s")):
-        ax.plot(sizes, [r[kind]["total_ns"] / 1e9 for r in rows], marker=marker, label=kind)
+    markers = "osD^v<>p*hx+"
+    for i, label in enumerate(rows[0]["results"] if rows else ()):
+        times = [r["results"][label]["total_ns"] / 1e9 for r in rows]
+        ax.plot(sizes, times, marker=markers[i % len(markers)], label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("free pages")
@@ -261,6 +340,7 @@ def _plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    specs = _resolve_all(args.freelists, args.policy)
     title = (
         f"{args.scenario} scenario, {args.txs} transactions, median of {args.repeat}"
         f"{', freelist synced at every commit' if args.sync else ''}"
@@ -287,9 +367,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         )
     except ImportError:
         # Plain text: one line per step on stderr, so stdout stays the table or JSON.
-        rows = _compare_rows(args, lambda msg: print(msg, file=sys.stderr, flush=True))
+        rows = _compare_rows(args, specs, lambda msg: print(msg, file=sys.stderr, flush=True))
     else:
-        steps = (1 if args.from_file else len(args.free_pages)) * (1 + 2 * args.repeat)
+        sizes = 1 if args.from_file else len(args.free_pages)
+        steps = sizes * (1 + len(specs) * args.repeat)
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -308,7 +389,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 progress.update(task, description=msg, completed=done)
                 done += 1
 
-            rows = _compare_rows(args, tick)
+            rows = _compare_rows(args, specs, tick)
     if args.plot:
         _plot(rows, args.plot, title)
     if args.json:

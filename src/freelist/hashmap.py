@@ -16,11 +16,19 @@ What this implementation adds beyond bbolt:
 
 * **Deterministic best fit.**  bbolt takes "any" larger run in Go's random map
   order when no exact fit exists.  Here the default policy takes the smallest
-  run that fits, lowest start on ties: each size keeps a heap of starts
-  (stale entries are skipped lazily and compacted), and the sizes present are
+  run that fits, lowest start on ties: each size keeps its starts in a
+  descending stack (the starts present at build, and runs given back below all
+  of them: O(1) pops) and a heap (any other run), stale entries are skipped
+  lazily and compacted, and the sizes present are
   kept in a sorted list searched by bisection, so no scan over sizes or runs
   is ever needed.  ``policy="bbolt"`` keeps bbolt's rule (exact fit, else a
   larger size picked at random, from a seeded generator so runs repeat).
+* **First fit at hashmap speed.**  ``policy="first-fit"`` makes exactly the
+  array's choices (the lowest-starting run of at least ``n`` pages, its first
+  ``n`` pages taken) in O(log S): the runs are also kept ordered by start in
+  blocks, with a max-tree over each block's longest run (see
+  :class:`_FirstFitHashmap`); it keeps no size heaps, so best fit pays nothing
+  for it.
 * **No per-page memory.**  bbolt keeps a hash set of every free page id to
   answer "is this page free?".  Here that question is answered from the runs:
   a run of at most four pages that contains page ``p`` starts at one of
@@ -35,9 +43,11 @@ What this implementation adds beyond bbolt:
 from __future__ import annotations
 
 import random
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from heapq import heappop, heappush
+from itertools import pairwise
 from typing import Literal
 
 from sortedcontainers import SortedList
@@ -48,8 +58,8 @@ from .errors import InvalidArgumentError
 __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
 
 #: Allocation policies of :class:`HashmapFreelist`.
-Policy = Literal["best-fit", "bbolt"]
-POLICIES: tuple[Policy, ...] = ("best-fit", "bbolt")
+Policy = Literal["best-fit", "bbolt", "first-fit"]
+POLICIES: tuple[Policy, ...] = ("best-fit", "bbolt", "first-fit")
 
 # Runs of at most this many pages are found by probing `forward`; longer runs
 # are indexed by their end in `_large`.
@@ -66,6 +76,10 @@ class HashmapFreelist(SharedFreelist):
     ``"best-fit"`` (default) takes the smallest larger run, lowest start on ties;
     ``"bbolt"`` takes a larger size chosen at random (bbolt iterates a Go map),
     using ``random.Random(seed)``.  Exact fits always take the lowest start.
+    ``"first-fit"`` ignores sizes: it takes the first ``n`` pages of the
+    lowest-starting run of at least ``n`` pages, exactly what
+    :class:`~freelist.ArrayFreelist` (and bbolt's array) returns for every
+    sequence of calls.
 
     :raises InvalidTypeError: an id is not an int.
     :raises InvalidPageIdsError: the ids are unsorted, repeat, or name a meta page.
@@ -76,13 +90,17 @@ class HashmapFreelist(SharedFreelist):
     fit, O(log D + log L) when it splits a larger run (amortised, heaps are
     compacted lazily); :meth:`free` O(n) expected; :meth:`release` O(1) expected
     per run merged (O(log L) when a long run changes end); memory proportional
-    to S, not to F.
+    to S, not to F.  First fit: :meth:`allocate` O(log S) (amortised, and
+    O(1) for one page); :meth:`release` O(log S) per run merged; :meth:`free`
+    O(n) expected, O(log S) for the overlap check; memory O(S), about 180
+    bytes a run.
     """
 
     __slots__ = (
         "_backward",
         "_forward",
         "_free",
+        "_fronts",
         "_heaps",
         "_large",
         "_live",
@@ -94,10 +112,24 @@ class HashmapFreelist(SharedFreelist):
     _forward: dict[int, int]
     _backward: dict[int, int]
     _heaps: dict[int, list[int]]
+    _fronts: dict[int, list[int]]
     _live: dict[int, int]
     _sizes: list[int]
     _large: SortedList
     _free: int
+
+    def __new__(
+        cls,
+        ids: Iterable[int] = (),  # noqa: ARG004 - __init__ takes them
+        *,
+        policy: Policy = "best-fit",
+        seed: int = 0,  # noqa: ARG004
+    ) -> HashmapFreelist:
+        # First fit keeps its own index in place of the size heaps: a subclass
+        # with its own hooks, so best fit's hot path pays nothing for it.
+        if policy == "first-fit" and cls is HashmapFreelist:
+            return object.__new__(_FirstFitHashmap)
+        return object.__new__(cls)
 
     def __init__(self, ids: Iterable[int] = (), *, policy: Policy = "best-fit", seed: int = 0):
         if policy not in POLICIES:
@@ -114,7 +146,7 @@ class HashmapFreelist(SharedFreelist):
 
     @property
     def policy(self) -> Policy:
-        """The allocation policy, ``"best-fit"`` or ``"bbolt"``.
+        """The allocation policy, ``"best-fit"``, ``"bbolt"`` or ``"first-fit"``.
 
         Runtime complexity: O(1).
         """
@@ -133,20 +165,23 @@ class HashmapFreelist(SharedFreelist):
     def _init_storage(self, ids: list[int]) -> None:
         fwd: dict[int, int] = {}
         bwd: dict[int, int] = {}
-        heaps: dict[int, list[int]] = {}
+        fronts: dict[int, list[int]] = {}
         for s, n in runs_of(ids):
             fwd[s] = n
             bwd[s + n] = n
-            heap = heaps.get(n)
-            if heap is None:
-                heaps[n] = [s]
+            front = fronts.get(n)
+            if front is None:
+                fronts[n] = [s]
             else:
-                heap.append(s)  # starts arrive ascending: already a heap
+                front.append(s)
+        for front in fronts.values():
+            front.reverse()  # starts arrived ascending: each front is descending
         self._forward = fwd
         self._backward = bwd
-        self._heaps = heaps
-        self._live = {k: len(v) for k, v in heaps.items()}
-        self._sizes = sorted(heaps)
+        self._heaps = {}  # made when a size first needs one
+        self._fronts = fronts
+        self._live = {k: len(v) for k, v in fronts.items()}
+        self._sizes = sorted(fronts)
         self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
         self._free = len(ids)
 
@@ -161,41 +196,49 @@ class HashmapFreelist(SharedFreelist):
     def _unlink_size(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
         del self._live[k]
-        del self._heaps[k]
+        self._heaps.pop(k, None)
+        del self._fronts[k]
         sizes = self._sizes
         del sizes[bisect_left(sizes, k)]
 
     def _link_size(self, start: int, k: int) -> None:
         """Index a new run ``(start, k)`` by its size."""
-        heap = self._heaps.get(k)
-        if heap is None:
-            self._heaps[k] = [start]
+        front = self._fronts.get(k)
+        if front is None:
+            self._fronts[k] = [start]
             self._live[k] = 1
             sizes = self._sizes
             sizes.insert(bisect_left(sizes, k), k)
             return
-        heappush(heap, start)
+        heap = self._heaps.get(k)
+        if start < (front[-1] if front else heap[0] if heap else start + 1):
+            front.append(start)  # a new lowest start: no sift through the heap
+        elif heap is None:
+            heap = self._heaps[k] = [start]
+        else:
+            heappush(heap, start)
         c = self._live[k] + 1
         self._live[k] = c
-        if len(heap) > 2 * c + 16:
+        if len(front) + (len(heap) if heap else 0) > 2 * c + 16:
             self._compact(k)
 
     def _compact(self, k: int) -> None:
-        """Drop the stale and duplicate entries of size ``k``'s heap.
+        """Drop the stale and duplicate entries of size ``k``'s heap and front.
 
-        Called when more than half of the heap is stale, so its cost is
+        Called when more than half of them are stale, so its cost is
         amortised over the operations that made the entries stale, and every
-        heap stays within twice its live runs (plus 16).
+        size's entries stay within twice its live runs (plus 16).
         """
         fwd = self._forward
-        heap = self._heaps[k]
-        heap[:] = sorted({s for s in heap if fwd.get(s) == k})
+        heap = self._heaps.pop(k, ())
+        front = self._fronts[k]
+        front[:] = sorted({s for s in (*heap, *front) if fwd.get(s) == k}, reverse=True)
 
     def _take(self, n: int) -> int:
-        heaps = self._heaps
-        heap = heaps.get(n)
+        fronts = self._fronts
+        front = fronts.get(n)
         k = n
-        if heap is None:
+        if front is None:
             sizes = self._sizes
             i = bisect_right(sizes, n)
             if i == len(sizes):
@@ -203,10 +246,15 @@ class HashmapFreelist(SharedFreelist):
             if self._policy == "bbolt":
                 i = self._rng.randrange(i, len(sizes))
             k = sizes[i]
-            heap = heaps[k]
+            front = fronts[k]
         fwd = self._forward
+        # The lowest start of size k is the lower of the front stack's top
+        # (descending, so its last entry is its lowest) and the heap's root;
+        # entries of runs merged away since are skipped.
+        heap = self._heaps.get(k)
         while True:
-            a = heappop(heap)
+            # (an empty front means the heap holds the size's runs: not None)
+            a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)  # type: ignore[arg-type]
             if fwd.get(a) == k:
                 break
         del fwd[a]
@@ -216,11 +264,12 @@ class HashmapFreelist(SharedFreelist):
         c = live[k] - 1
         if c:
             live[k] = c
-            if len(heap) > 2 * c + 16:
+            if len(front) + (len(heap) if heap else 0) > 2 * c + 16:
                 self._compact(k)
         else:
             del live[k]
-            del heaps[k]
+            self._heaps.pop(k, None)
+            del fronts[k]
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
         if k == n:
@@ -243,6 +292,7 @@ class HashmapFreelist(SharedFreelist):
         bwd = self._backward
         live = self._live
         heaps = self._heaps
+        fronts = self._fronts
         large = self._large
         unlink = self._unlink_size
         added = 0
@@ -257,7 +307,7 @@ class HashmapFreelist(SharedFreelist):
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
-                    if len(heaps[psz]) > 2 * c + 16:
+                    if len(fronts[psz]) + len(heaps.get(psz, ())) > 2 * c + 16:
                         self._compact(psz)
                 else:
                     unlink(psz)
@@ -270,7 +320,7 @@ class HashmapFreelist(SharedFreelist):
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
-                    if len(heaps[nsz]) > 2 * c + 16:
+                    if len(fronts[nsz]) + len(heaps.get(nsz, ())) > 2 * c + 16:
                         self._compact(nsz)
                 else:
                     unlink(nsz)
@@ -279,18 +329,55 @@ class HashmapFreelist(SharedFreelist):
             fwd[s] = size
             bwd[e] = size
             # Index the merged run by its size (inline _link_size).
-            heap = heaps.get(size)
-            if heap is None:
+            front = fronts.get(size)
+            if front is None:
                 self._link_size(s, size)
             else:
-                heappush(heap, s)
+                heap = heaps.get(size)
+                if s < (front[-1] if front else heap[0] if heap else s + 1):
+                    front.append(s)  # a new lowest start (a page given back)
+                elif heap is None:
+                    heap = heaps[size] = [s]
+                else:
+                    heappush(heap, s)
                 c = live[size] + 1
                 live[size] = c
-                if len(heap) > 2 * c + 16:
+                if len(front) + len(heap or ()) > 2 * c + 16:
                     self._compact(size)
             if size > _SMALL and not keep_end:
                 large.add(e)
         self._free += added
+
+    def _put1(self, s: int, n: int) -> None:
+        # One run given back touching no free run (the usual one-run commit):
+        # _put without its loop and merging; otherwise _put.
+        fwd = self._forward
+        bwd = self._backward
+        e = s + n
+        if s in bwd or e in fwd:
+            self._put(((s, n, 0),))
+            return
+        fwd[s] = n
+        bwd[e] = n
+        front = self._fronts.get(n)
+        if front is None:
+            self._link_size(s, n)
+        else:
+            heap = self._heaps.get(n)
+            if s < (front[-1] if front else heap[0] if heap else e):
+                front.append(s)
+            elif heap is None:
+                self._heaps[n] = [s]
+            else:
+                heappush(heap, s)
+            live = self._live
+            c = live[n] + 1
+            live[n] = c
+            if len(front) + len(heap or ()) > 2 * c + 16:
+                self._compact(n)
+        if n > _SMALL:
+            self._large.add(e)
+        self._free += n
 
     def _overlaps_free(self, start: int, n: int) -> bool:
         fwd = self._forward
@@ -304,7 +391,25 @@ class HashmapFreelist(SharedFreelist):
             if size is None:
                 size = fwd.get(start - 3)
                 if size is None:
-                    return self._overlaps_long(start, n)
+                    # No run starts in the three pages before `start`: a run
+                    # starting inside the range, or a long run, may cover it.
+                    if n == 1:
+                        if start in fwd:
+                            return True
+                    elif not fwd.keys().isdisjoint(range(start, start + n)):
+                        return True
+                    # The first long run ending after `start` (SortedList's
+                    # own lists, bisected in C: its bisect_right and
+                    # __getitem__ are Python calls on every free).
+                    large = self._large
+                    maxes = large._maxes
+                    if maxes:
+                        pos = bisect_right(maxes, start)
+                        if pos < len(maxes):
+                            sub = large._lists[pos]
+                            e = sub[bisect_right(sub, start)]
+                            return bool(e - self._backward[e] < start + n)
+                    return False
                 if size > 3:
                     return True
             elif size > 2:
@@ -314,23 +419,6 @@ class HashmapFreelist(SharedFreelist):
         if n == 1:
             return start in fwd
         return not fwd.keys().isdisjoint(range(start, start + n))
-
-    def _overlaps_long(self, start: int, n: int) -> bool:
-        """Overlap test when no run starts in the three pages before ``start``."""
-        fwd = self._forward
-        if n == 1:
-            if start in fwd:
-                return True
-        elif not fwd.keys().isdisjoint(range(start, start + n)):
-            return True
-        large = self._large
-        if large:
-            i = large.bisect_right(start)
-            if i < len(large):
-                e = large[i]
-                if e - self._backward[e] < start + n:
-                    return True
-        return False
 
     def free_page_ids(self) -> list[int]:
         """The free page ids, sorted ascending, as a new list.
@@ -354,7 +442,6 @@ class HashmapFreelist(SharedFreelist):
         fwd, bwd = self._forward, self._backward
         assert len(fwd) == len(bwd), "forward and backward maps differ in size"
         total = 0
-        counts: dict[int, int] = {}
         prev_end = -1
         for s, n in sorted(fwd.items()):
             assert type(s) is int and type(n) is int
@@ -363,18 +450,399 @@ class HashmapFreelist(SharedFreelist):
             assert s > prev_end, f"run at {s} touches or overlaps the previous run (unmerged)"
             prev_end = s + n
             total += n
-            counts[n] = counts.get(n, 0) + 1
         assert total == self._free, f"free count {self._free} != {total}"
+        self._check_index()
+
+    def _check_index(self) -> None:
+        """Assert the policy's index of the runs (best fit: sizes and heaps)."""
+        fwd = self._forward
+        counts: dict[int, int] = {}
+        for n in fwd.values():
+            counts[n] = counts.get(n, 0) + 1
         assert counts == self._live, "per-size counts are wrong"
         assert self._sizes == sorted(counts), "size index is wrong"
-        assert set(self._heaps) == set(counts)
+        assert set(self._fronts) == set(counts), "sizes without a front stack"
+        assert set(self._heaps) <= set(counts), "a heap of an absent size"
         by_size: dict[int, set[int]] = {}
         for s, n in fwd.items():
             by_size.setdefault(n, set()).add(s)
-        for k, heap in self._heaps.items():
+        for k, front in self._fronts.items():
+            heap = self._heaps.get(k, [])
             assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "not a heap"
-            assert by_size[k] <= set(heap), f"a run of size {k} is missing from its heap"
-            assert len(heap) <= 2 * len(by_size[k]) + 17, f"size {k}'s heap is not compacted"
+            assert all(a > b for a, b in pairwise(front)), "front not descending"
+            assert by_size[k] <= {*heap, *front}, f"a run of size {k} is missing from its heap"
+            assert len(heap) + len(front) <= 2 * len(by_size[k]) + 17, f"size {k} not compacted"
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
+
+
+# --- first fit -------------------------------------------------------------------
+
+#: Target number of runs per block of the first-fit index: a block splits in two
+#: above twice this many runs and merges with a neighbour below a quarter of it.
+_FF_LOAD = 512
+
+#: _FF_FIND[n] (1 <= n <= 255) matches the first byte >= n of a block's capped
+#: run lengths: the scan for the first run that fits runs in C.
+_FF_FIND = [re.compile(b"[\\x%02x-\\xff]" % max(k, 1)) for k in range(256)]
+_FF_BIG = re.compile(b"\\xff")
+
+
+class _FirstFitHashmap(HashmapFreelist):
+    """``HashmapFreelist(policy="first-fit")``: the array's choices in O(log S).
+
+    The span maps are the best-fit hashmap's; in place of the size heaps the
+    runs are kept ordered by start in blocks (the way ``sortedcontainers``
+    keeps a sorted list), each block as a list of starts, a parallel
+    ``bytearray`` of the run lengths capped at 255, and its longest run; a
+    binary max-tree over the blocks' longest runs finds the first block that
+    holds a run of ``n`` pages, and a compiled byte-class search finds the
+    first such run in it.  A block's recorded longest run is an upper bound:
+    allocating from a run leaves it, and a search that finds no fitting run in
+    the block lowers it to the truth and searches again (the repair is paid
+    for by the allocations that made the bound stale).
+    """
+
+    __slots__ = ("_bl", "_bmin", "_bs", "_down", "_hi", "_lo", "_lv")
+
+    #: run starts by block, ascending.
+    _bs: list[list[int]]
+    #: run lengths by block, capped at 255, parallel to _bs.
+    _bl: list[bytearray]
+    #: first start of each block, for bisection.
+    _bmin: list[int]
+    #: the max-tree: _lv[0][b] bounds block b's longest run from above;
+    #: _lv[d][i] = max(_lv[d-1][2i], _lv[d-1][2i+1]); _lv[-1] = [root].
+    _lv: list[list[int]]
+    #: _lv[-2::-1]: the levels a search walks down.
+    _down: list[list[int]]
+    _hi: int
+    _lo: int
+
+    def _init_storage(self, ids: list[int]) -> None:
+        fwd: dict[int, int] = {}
+        bwd: dict[int, int] = {}
+        starts: list[int] = []
+        caps = bytearray()
+        for s, n in runs_of(ids):
+            fwd[s] = n
+            bwd[s + n] = n
+            starts.append(s)
+            caps.append(n if n < 255 else 255)
+        self._forward = fwd
+        self._backward = bwd
+        self._free = len(ids)
+        # best fit's size index is not used
+        self._heaps = {}
+        self._fronts = {}
+        self._live = {}
+        self._sizes = []
+        # runs longer than _SMALL by end, for the overlap check, as best fit
+        self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
+        load = _FF_LOAD
+        self._hi = 2 * load
+        self._lo = max(1, load // 4)
+        self._bs = [starts[i : i + load] for i in range(0, len(starts), load)]
+        self._bl = [caps[i : i + load] for i in range(0, len(caps), load)]
+        if len(self._bs) > 1 and len(self._bs[-1]) < self._lo:
+            last, tail = self._bs.pop(), self._bl.pop()
+            self._bs[-1] += last
+            self._bl[-1] += tail
+        self._bmin = [blk[0] for blk in self._bs]
+        self._build([self._block_max(b) for b in range(len(self._bs))])
+
+    # The index ---------------------------------------------------------------
+
+    def _block_max(self, b: int) -> int:
+        """The true longest run of block ``b``."""
+        v = max(self._bl[b])
+        if v == 255:
+            v = max(map(self._forward.__getitem__, self._bs[b]))
+        return v
+
+    def _build(self, maxes: list[int]) -> None:
+        """Rebuild the max-tree over the blocks' longest runs (C-level map per level)."""
+        lv = [maxes if maxes else [0]]
+        cur = lv[0]
+        while len(cur) > 1:
+            if len(cur) & 1:
+                cur.append(0)
+            cur = list(map(max, cur[0::2], cur[1::2]))
+            lv.append(cur)
+        self._lv = lv
+        self._down = lv[-2::-1]
+
+    def _raise(self, b: int, v: int) -> None:
+        """Block ``b`` now holds a run of ``v`` pages: raise its bound and ancestors."""
+        for level in self._lv:
+            if level[b] >= v:
+                return
+            level[b] = v
+            b >>= 1
+
+    def _lower(self, b: int) -> None:
+        """Set block ``b``'s bound to its true longest run and repair the ancestors."""
+        lv = self._lv
+        lv[0][b] = self._block_max(b)
+        for d in range(1, len(lv)):
+            below = lv[d - 1]
+            b >>= 1
+            v = max(below[2 * b], below[2 * b + 1])
+            if lv[d][b] == v:
+                return
+            lv[d][b] = v
+
+    def _find(self, n: int) -> int:
+        """The first block whose bound is at least ``n`` (the root's must be)."""
+        i = 0
+        for level in self._down:
+            i <<= 1
+            if level[i] < n:
+                i += 1
+        return i
+
+    def _locate(self, s: int) -> tuple[int, int]:
+        """Block and position of the run starting at ``s`` (which must exist)."""
+        b = bisect_right(self._bmin, s) - 1
+        return b, bisect_left(self._bs[b], s)
+
+    def _maxes(self) -> list[int]:
+        return self._lv[0][: len(self._bs)]
+
+    def _remove(self, b: int, j: int) -> None:
+        """Drop the run at position ``j`` of block ``b`` from the index."""
+        blk = self._bs[b]
+        del blk[j]
+        del self._bl[b][j]
+        if len(blk) < self._lo:
+            self._shrink(b)
+        elif not j:
+            self._bmin[b] = blk[0]
+
+    def _shrink(self, b: int) -> None:
+        """Block ``b`` fell below the low-water mark: drop it or merge it."""
+        bs, bl, bmin = self._bs, self._bl, self._bmin
+        maxes = self._maxes()
+        if not bs[b]:
+            del bs[b], bl[b], bmin[b], maxes[b]
+        elif len(bs) > 1:
+            c = b - 1 if b else b
+            bs[c] += bs[c + 1]
+            bl[c] += bl[c + 1]
+            maxes[c] = max(maxes[c], maxes[c + 1])
+            del bs[c + 1], bl[c + 1], bmin[c + 1], maxes[c + 1]
+            bmin[c] = bs[c][0]
+            if len(bs[c]) > self._hi:
+                self._split(c, maxes)
+        else:
+            bmin[b] = bs[b][0]
+            return
+        self._build(maxes)
+
+    def _split(self, b: int, maxes: list[int]) -> None:
+        """Cut block ``b`` in two halves (``maxes`` is updated, not the tree)."""
+        bs, bl = self._bs, self._bl
+        half = len(bs[b]) >> 1
+        bs.insert(b + 1, bs[b][half:])
+        bl.insert(b + 1, bl[b][half:])
+        del bs[b][half:], bl[b][half:]
+        self._bmin.insert(b + 1, bs[b + 1][0])
+        maxes[b : b + 1] = [self._block_max(b), self._block_max(b + 1)]
+
+    def _insert(self, s: int, size: int) -> None:
+        """Index a new run ``(s, size)`` that touches no other run."""
+        bs = self._bs
+        cap = size if size < 255 else 255
+        if not bs:
+            bs.append([s])
+            self._bl.append(bytearray((cap,)))
+            self._bmin.append(s)
+            self._build([size])
+            return
+        bmin = self._bmin
+        b = max(bisect_right(bmin, s) - 1, 0)
+        blk = bs[b]
+        j = bisect_left(blk, s)
+        blk.insert(j, s)
+        self._bl[b].insert(j, cap)
+        if not j:
+            bmin[b] = s
+        if len(blk) > self._hi:
+            maxes = self._maxes()
+            maxes[b] = max(maxes[b], size)
+            self._split(b, maxes)
+            self._build(maxes)
+        elif size > self._lv[0][b]:
+            self._raise(b, size)
+
+    # Storage hooks ------------------------------------------------------------
+
+    def _take(self, n: int) -> int:
+        fwd = self._forward
+        if n == 1:
+            if not fwd:
+                return 0
+            b = j = 0
+            blk = self._bs[0]
+        else:
+            lv = self._lv
+            while True:
+                if lv[-1][0] < n:
+                    return 0
+                b = 0 if lv[0][0] >= n else self._find(n)
+                blk = self._bs[b]
+                if n < 256:
+                    m = _FF_FIND[n].search(self._bl[b])
+                    if m is not None:
+                        j = m.start()
+                        break
+                else:
+                    j = -1
+                    for m in _FF_BIG.finditer(self._bl[b]):
+                        if fwd[blk[m.start()]] >= n:
+                            j = m.start()
+                            break
+                    if j >= 0:
+                        break
+                self._lower(b)  # the bound was stale: no run of n in block b
+        a = blk[j]
+        k = fwd.pop(a)
+        end = a + k
+        if k == n:
+            del self._backward[end]
+            self._remove(b, j)
+            if k > _SMALL:
+                self._large.remove(end)
+        else:
+            r = k - n
+            a += n
+            fwd[a] = r
+            self._backward[end] = r
+            if k > _SMALL >= r:
+                self._large.remove(end)
+            blk[j] = a
+            self._bl[b][j] = r if r < 255 else 255
+            if not j:
+                self._bmin[b] = a
+            a -= n
+        self._free -= n
+        return a
+
+    def _put1(self, s: int, n: int) -> None:
+        # One run touching no free run: insert it; otherwise the merging _put.
+        fwd = self._forward
+        bwd = self._backward
+        e = s + n
+        if s in bwd or e in fwd:
+            self._put(((s, n, 0),))
+            return
+        fwd[s] = n
+        bwd[e] = n
+        self._insert(s, n)
+        if n > _SMALL:
+            self._large.add(e)
+        self._free += n
+
+    def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
+        fwd = self._forward
+        bwd = self._backward
+        bs = self._bs
+        bl = self._bl
+        bmin = self._bmin
+        large = self._large
+        added = 0
+        for start, n, _ in spans:
+            added += n
+            s = start
+            e = s + n
+            psz = bwd.pop(s, None)
+            nsz = fwd.pop(e, None)
+            if psz is not None:  # grow the run that ends at s
+                if psz > _SMALL:
+                    large.remove(s)
+                s -= psz
+                b = bisect_right(bmin, s) - 1
+                blk = bs[b]
+                j = bisect_left(blk, s)
+                if nsz is not None:  # and swallow the run that starts at e, next in order
+                    e += nsz
+                    nb = len(bs)
+                    if j + 1 < len(blk):
+                        self._remove(b, j + 1)
+                    else:
+                        self._remove(b + 1, 0)
+                    if len(bs) != nb or j >= len(blk) or blk[j] != s:
+                        b, j = self._locate(s)  # blocks were merged or split
+                size = e - s
+                bl[b][j] = size if size < 255 else 255
+            elif nsz is not None:  # the run that starts at e now starts at s
+                b = bisect_right(bmin, e) - 1
+                blk = bs[b]
+                j = bisect_left(blk, e)
+                e += nsz
+                size = e - s
+                blk[j] = s
+                bl[b][j] = size if size < 255 else 255
+                if not j:
+                    bmin[b] = s
+            else:
+                fwd[s] = n
+                bwd[e] = n
+                self._insert(s, n)
+                if n > _SMALL:
+                    large.add(e)
+                continue
+            fwd[s] = size
+            bwd[e] = size
+            if size > _SMALL and not (nsz is not None and nsz > _SMALL):
+                large.add(e)  # a new end of a long run (a long next run kept its end)
+            if size > self._lv[0][b]:
+                self._raise(b, size)
+        self._free += added
+
+    def free_page_ids(self) -> list[int]:
+        """The free page ids, sorted ascending, as a new list.
+
+        Runtime complexity: O(F) (the runs are kept in order).
+        """
+        fwd = self._forward
+        out: list[int] = []
+        for blk in self._bs:
+            for s in blk:
+                out.extend(range(s, s + fwd[s]))
+        return out
+
+    def free_spans(self) -> list[tuple[int, int]]:
+        """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
+
+        Runtime complexity: O(S) (the runs are kept in order).
+        """
+        fwd = self._forward
+        return [(s, fwd[s]) for blk in self._bs for s in blk]
+
+    def _check_index(self) -> None:
+        fwd = self._forward
+        bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
+        assert not self._heaps and not self._live and not self._sizes
+        assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
+            "long-run index is wrong"
+        )
+        assert len(bs) == len(bl) == len(bmin), "block lists differ in length"
+        assert [s for blk in bs for s in blk] == sorted(fwd), "blocks are not the runs in order"
+        for b, blk in enumerate(bs):
+            assert blk, f"block {b} is empty"
+            assert len(blk) <= self._hi, f"block {b} is too long"
+            assert len(bs) == 1 or len(blk) >= self._lo, f"block {b} is too short"
+            assert bmin[b] == blk[0], f"block {b}'s first start is wrong"
+            assert bytes(bl[b]) == bytes(min(fwd[s], 255) for s in blk), f"block {b}'s lengths"
+            assert lv[0][b] >= max(fwd[s] for s in blk), f"block {b}'s bound is too low"
+        assert all(v == 0 for v in lv[0][len(bs) :]), "padding of the tree is not 0"
+        for d in range(1, len(lv)):
+            below = lv[d - 1]
+            assert len(below) % 2 == 0, f"tree level {d - 1} is not padded"
+            want = [max(below[i], below[i + 1]) for i in range(0, len(below), 2)]
+            if len(want) < len(lv[d]):
+                want.append(0)  # this level's own padding
+            assert lv[d] == want, f"tree level {d} is wrong"
+        assert len(lv[-1]) == 1 and self._down == lv[-2::-1]

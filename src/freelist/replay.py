@@ -57,7 +57,9 @@ class ReplayResult:
     ``grown`` counts allocations served by growing the file at the high-water
     mark, ``final_hwm`` is the high-water mark at the end, ``free_count``,
     ``spans`` and ``largest_span`` describe the final free set and
-    ``free_sha256`` is :func:`free_sha256` of its sorted ids.
+    ``free_sha256`` is :func:`free_sha256` of its sorted ids; ``free_tail`` is
+    the length of the last free run when it ends at ``final_hwm`` (the free
+    pages at the end of the file, which a file could shrink by), else 0.
     """
 
     type: str
@@ -74,6 +76,7 @@ class ReplayResult:
     free_sha256: str
     spans: int
     largest_span: int
+    free_tail: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The result as a JSON-ready dict.
@@ -251,4 +254,5 @@ def replay(
         free_sha256=free_sha256(final),
         spans=len(spans),
         largest_span=max((n for _, n in spans), default=0),
+        free_tail=spans[-1][1] if spans and sum(spans[-1]) == loop.final_hwm else 0,
     )

@@ -1,0 +1,139 @@
+"""The hot path against a baseline commit, side by side in one run.
+
+Extracts ``src/freelist`` at a git revision (default: the tag
+``hotpath-base``) into a temporary folder, imports it as the package
+``freelist_base``, and measures it against the working tree's ``freelist``,
+interleaved (baseline, new, baseline, new...), printing medians and the ratio
+new / baseline:
+
+* seed trace replay (2,000 transactions) per operation, best-fit hashmap, at
+  each size; the same replay loop (this tree's :func:`freelist.trace.run_ops`)
+  drives both versions;
+* the rise of that cost from the smallest to the largest size, per version;
+* the one-page allocate + free + release cycle, hashmap and array, on a free
+  list fragmented into runs of one and two pages (``opcost.py``'s layout).
+
+Run from the repository root::
+
+    python docs/perf/hotpath.py [--base hotpath-base] [--repeat 7] [--sizes ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from opcost import fragmented_ids  # type: ignore[import-not-found]  # noqa: E402
+
+import freelist  # noqa: E402
+from freelist.trace import Trace, generate, run_ops  # noqa: E402
+
+
+def load_base(rev: str, into: Path) -> ModuleType:
+    """Import ``src/freelist`` at git revision ``rev`` as ``freelist_base``."""
+    pkg = into / "freelist_base"
+    pkg.mkdir()
+    names = subprocess.run(
+        ["git", "ls-tree", "--name-only", rev, "src/freelist/"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    for name in names:
+        if name.endswith(".py"):
+            text = subprocess.run(
+                ["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True, capture_output=True
+            ).stdout
+            (pkg / Path(name).name).write_bytes(text)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("freelist_base")
+
+
+def replay_ns(pkg: ModuleType, spec: str, trace: Trace) -> float:
+    """Nanoseconds per operation of one replay of ``trace`` on ``pkg``'s freelist."""
+    if spec == "array":
+        fl = pkg.ArrayFreelist(trace.free_ids())
+    else:
+        fl = pkg.HashmapFreelist(trace.free_ids())
+    gc.collect()
+    return run_ops(trace, fl).total_ns / len(trace.ops)
+
+
+def cycle_ns(fl: Any, rounds: int) -> float:
+    """Median nanoseconds of allocate(1) + free + release, timed as one."""
+    pc = time.perf_counter_ns
+    allocate, free, release = fl.allocate, fl.free, fl.release
+    out = []
+    txid = 10
+    for _ in range(rounds):
+        t0 = pc()
+        s = allocate(txid, 1)
+        free(txid, s, 1)
+        release(txid)
+        out.append(pc() - t0)
+        txid += 1
+    return statistics.median(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="hotpath-base", help="baseline git revision")
+    ap.add_argument("--repeat", type=int, default=7, help="interleaved runs per cell")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10**3, 10**4, 10**5, 10**6])
+    ap.add_argument("--cycles", type=int, default=20000, help="cycles per cycle measurement")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = load_base(args.base, Path(tmp))
+        pkgs = {"base": base, "new": freelist}
+        print(f"baseline {args.base} vs working tree; median of {args.repeat} interleaved runs")
+        print("seed replay, best-fit hashmap (us/op)")
+        print(f"{'free pages':>10} {'base':>8} {'new':>8} {'new/base':>9}")
+        per_op: dict[str, list[float]] = {"base": [], "new": []}
+        for size in args.sizes:
+            trace = generate("seed", size, 2000, 1)
+            got: dict[str, list[float]] = {"base": [], "new": []}
+            for _ in range(args.repeat):
+                for name, pkg in pkgs.items():
+                    got[name].append(replay_ns(pkg, "hashmap", trace))
+            b, n = (statistics.median(got[k]) / 1000 for k in ("base", "new"))
+            per_op["base"].append(b)
+            per_op["new"].append(n)
+            print(f"{size:>10,} {b:8.2f} {n:8.2f} {n / b:9.2f}")
+        for name in ("base", "new"):
+            rise = per_op[name][-1] / per_op[name][0]
+            print(f"rise {args.sizes[0]:,} -> {args.sizes[-1]:,}, {name}: {rise:.2f}x")
+        print("one-page allocate + free + release (us)")
+        print(f"{'free pages':>10} {'freelist':>8} {'base':>8} {'new':>8} {'new/base':>9}")
+        for size in args.sizes:
+            ids = fragmented_ids(size)
+            for kind in ("hashmap", "array"):
+                fls = {
+                    name: (
+                        pkg.HashmapFreelist(ids) if kind == "hashmap" else pkg.ArrayFreelist(ids)
+                    )
+                    for name, pkg in pkgs.items()
+                }
+                got = {"base": [], "new": []}
+                for _ in range(args.repeat):
+                    for name, fl in fls.items():
+                        got[name].append(cycle_ns(fl, args.cycles // args.repeat))
+                b, n = (statistics.median(got[k]) / 1000 for k in ("base", "new"))
+                print(f"{size:>10,} {kind:>8} {b:8.2f} {n:8.2f} {n / b:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
