@@ -9,9 +9,9 @@ Commit protocol (the same as bbolt's):
 
 1. the caller has written its data pages (only pages it allocated in this
    transaction, so nothing a committed meta points at is overwritten);
-2. the pages of the stored freelist are freed (pending) and the freelist
-   format writes the free and pending ids (into freshly allocated pages, for
-   the freelist page);
+2. the freelist format frees the pages of the stored freelist it no longer
+   needs (pending) and writes the new one into freshly allocated pages (the
+   full list for bbolt's page, this transaction's changes for the log);
 3. ``fdatasync``;
 4. the new meta (txid, root, freelist field, high-water mark, checksum) is
    written to page ``txid % 2``; ``fdatasync``.
@@ -24,6 +24,7 @@ its checksum, and the other meta (one commit older) wins.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from typing import Any, Protocol
 
 from . import meta as metas
@@ -42,7 +43,7 @@ from .errors import (
     ReadOnlyError,
 )
 from .layout import Meta
-from .persist import FreelistFormat, Run
+from .persist import Commit, FreelistFormat, Run
 from .protocol import Freelist
 
 __all__ = ["Transaction", "TxHost", "as_int"]
@@ -77,15 +78,15 @@ class TxHost(Protocol):
     lock: threading.RLock
     freelist: Freelist
     meta: Meta
-    owned: list[Run]  # the runs the committed freelist occupies
+    owned: list[Run]  # the runs the committed freelist occupies, sorted
     writing: FreelistFormat
 
     def check_open(self) -> None:
         """Raise :class:`~freelist.ClosedError` when the file is closed."""
         ...
 
-    def publish(self, meta: Meta, owned: list[Run]) -> None:
-        """Record a durable commit."""
+    def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
+        """Record a durable commit (and the bytes its freelist took)."""
         ...
 
     def fail(self, reason: str) -> None:
@@ -98,11 +99,12 @@ class TxHost(Protocol):
 
 
 def owns(runs: list[Run], pgid: int, n: int) -> bool:
-    """Whether ``pgid .. pgid+n-1`` overlaps one of ``runs``.
+    """Whether ``pgid .. pgid+n-1`` overlaps one of ``runs`` (sorted, disjoint).
 
-    Runtime complexity: O(len(runs)).
+    Runtime complexity: O(log len(runs)).
     """
-    return any(pgid < s + k and s < pgid + n for s, k in runs)
+    i = bisect_right(runs, (pgid + n - 1, 1 << 64))
+    return i > 0 and runs[i - 1][0] + runs[i - 1][1] > pgid
 
 
 class Transaction:
@@ -127,6 +129,8 @@ class Transaction:
         self._root = meta.root
         self._hwm = meta.hwm
         self._allocated: dict[int, int] = {}
+        self._taken: list[Run] = []  # runs taken from the free set, for the log
+        self._freed: list[Run] = []  # runs freed, for the log
         self._closed = False
 
     def __repr__(self) -> str:
@@ -219,7 +223,9 @@ class Transaction:
     def _allocate_pages(self, n: int) -> int:
         host = self._host
         pgid = host.freelist.allocate(self._txid, n)
-        if not pgid:
+        if pgid:
+            self._taken.append((pgid, n))
+        else:
             pgid = self._hwm
             host.io.ensure_size((pgid + n) * host.meta.page_size)
             self._hwm += n
@@ -340,6 +346,7 @@ class Transaction:
                 host.freelist.free(self._txid, p, k)
             except DoubleFreeError as e:
                 raise host.io.error(FileDoubleFreeError, str(e)) from None
+            self._freed.append((p, k))
             self._allocated.pop(p, None)
 
     def commit(self) -> None:
@@ -374,15 +381,20 @@ class Transaction:
         fl, io, txid = host.freelist, host.io, self._txid
         ps = host.meta.page_size
         meta_started = False
+        fmt = host.writing
         try:
-            for start, n in host.owned:
-                fl.free(txid, start, n)
-            field, owned = host.writing.write(io, fl, self._allocate_pages, ps)
+            c = Commit(io, fl, txid, ps, self._allocate_pages, host.owned, self._taken, self._freed)
+            field, owned, nbytes = fmt.write(c)
             io.sync()
-            meta = Meta(ps, self._root, field, self._hwm, txid)
+            meta = Meta(ps, self._root, field, self._hwm, txid, fmt.flags, 0, version=fmt.version)
             meta_started = True
             metas.write(io, meta)
             io.sync()
+            if host.meta.version != meta.version:
+                # The format changed between bbolt's and the log's: leave no
+                # meta of the old one (see the file-format docs).
+                metas.write_copy(io, meta)
+                io.sync()
         except BaseException as e:
             fl.rollback(txid)
             if meta_started:
@@ -393,7 +405,7 @@ class Transaction:
                     f"page ({type(e).__name__})"
                 )
             raise
-        host.publish(meta, owned)
+        host.publish(meta, owned, nbytes)
 
     def rollback(self) -> None:
         """End the transaction; a writer's allocations and frees are undone.
