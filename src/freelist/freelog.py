@@ -13,8 +13,8 @@ A log page (with its overflow pages) is one *run* of the chain::
         48       payload
 
 A checkpoint's payload is the sorted free and pending ids as u64 (the body of
-a bbolt freelist page); a record run's payload is 12-byte records
-``(start u64, n << 1 | op u32)``, op 0 for pages a transaction took from the
+a bbolt freelist page); a record run's payload is 16-byte records
+``(start u64, n << 1 | op u64)``, op 0 for pages a transaction took from the
 free-or-pending set, 1 for pages it freed, in commit order.  All integers are
 little-endian.
 """
@@ -46,29 +46,19 @@ RECORDS = 2
 _BODY = struct.Struct("<IIQQQ")
 #: Bytes before the payload: the page header and the log header.
 HEADER_SIZE = PAGE_HEADER_SIZE + _BODY.size  # 48
-#: One record: start u64, (n << 1 | op) u32.
-RECORD = struct.Struct("<QI")
-_MAX_N = (1 << 31) - 1
+#: One record: start u64, (n << 1 | op) u64.
+RECORD = struct.Struct("<QQ")
 TAKE = 0
 FREE = 1
 
 
 def encode_records(runs: list[tuple[int, int]], op: int) -> bytes:
-    """Records for ``runs`` with ``op`` (:data:`TAKE` or :data:`FREE`); runs
-    longer than 2**31-1 pages take several records.
+    """Records for ``runs`` with ``op`` (:data:`TAKE` or :data:`FREE`).
 
     Runtime complexity: O(len(runs)).
     """
     pack = RECORD.pack
-    out = []
-    for first, count in runs:
-        start, n = first, count
-        while n > _MAX_N:
-            out.append(pack(start, _MAX_N << 1 | op))
-            start += _MAX_N
-            n -= _MAX_N
-        out.append(pack(start, n << 1 | op))
-    return b"".join(out)
+    return b"".join([pack(start, n << 1 | op) for start, n in runs])
 
 
 def records_size(runs: list[tuple[int, int]]) -> int:
@@ -76,7 +66,7 @@ def records_size(runs: list[tuple[int, int]]) -> int:
 
     Runtime complexity: O(len(runs)).
     """
-    return RECORD.size * sum(-(-n // _MAX_N) for _, n in runs)
+    return RECORD.size * len(runs)
 
 
 def pages_for(length: int, page_size: int) -> int:

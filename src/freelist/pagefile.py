@@ -136,7 +136,7 @@ class _State:
     def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
         self.meta = meta
         self.owned = owned
-        self.writing.published()
+        self.writing.published()  # (the log updates ``owned`` in place here)
         self.bytes_last = freelist_bytes
         self.bytes_total += freelist_bytes
 

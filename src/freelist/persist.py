@@ -352,7 +352,7 @@ class LogFormat:
         Runtime complexity: O(1).
         """
         self.chain: LogChain | None = None
-        self._next: LogChain | None = None
+        self._next: Callable[[], LogChain] | None = None
 
     def resume(self, chain: LogChain | None) -> None:
         """Extend ``chain`` (read from the file at open) from the next commit on.
@@ -367,7 +367,7 @@ class LogFormat:
         Runtime complexity: O(1).
         """
         if self._next is not None:
-            self.chain, self._next = self._next, None
+            self.chain, self._next = self._next(), None
 
     # ------------------------------------------------------------------
     # Writing.
@@ -377,8 +377,10 @@ class LogFormat:
 
         :raises FileIOError: the write failed.
 
-        Runtime complexity: O(changes + page_size) for records (plus O(R) to
-        copy the list of R chain runs); O(F) for a checkpoint.
+        Runtime complexity: O(changes + page_size) for records (the lists of
+        the chain's runs change in place when the commit is published: one
+        run out and one in, an O(R) memmove for R runs, no copy); O(F) for a
+        checkpoint.
         """
         self._next = None
         chain = self.chain
@@ -400,26 +402,29 @@ class LogFormat:
             c.freed, freelog.FREE
         )
         payload = base + new
-        older = chain.runs[:-1] if cow else chain.runs
-        prev = older[-1][0]
+        old = chain.runs[-1]
+        prev = chain.runs[-2][0] if cow else old[0]
         c.io.pwrite(
             freelog.pack_run(
                 pgid, pages, ps, kind=freelog.RECORDS, prev=prev, txid=c.txid, payload=payload
             ),
             pgid * ps,
         )
-        runs = [*older, (pgid, pages)]
-        owned = list(c.owned)  # sorted; one run out, one in: O(R) copying, no sort
-        if cow:
-            del owned[bisect_left(owned, chain.runs[-1])]
-        insort(owned, (pgid, pages))
-        self._next = LogChain(
-            runs,
-            payload if pages == 1 else None,
-            chain.checkpoint_bytes,
-            chain.log_bytes + len(new),
-            chain.checkpoint_txid,
-        )
+        run, owned = (pgid, pages), c.owned  # the committed runs, sorted
+
+        def publish() -> LogChain:
+            # In place, once durable: the page file's owned list is ``owned``.
+            if cow:
+                chain.runs[-1] = run
+                del owned[bisect_left(owned, old)]
+            else:
+                chain.runs.append(run)
+            insort(owned, run)
+            chain.tail = payload if pages == 1 else None
+            chain.log_bytes += len(new)
+            return chain
+
+        self._next = publish
         return Written(pgid, owned, pages * ps)
 
     def _checkpoint(self, c: Commit) -> Written:
@@ -435,7 +440,8 @@ class LogFormat:
             ),
             pgid * ps,
         )
-        self._next = LogChain([(pgid, pages)], None, len(payload), 0, c.txid)
+        chain = LogChain([(pgid, pages)], None, len(payload), 0, c.txid)
+        self._next = lambda: chain
         return Written(pgid, [(pgid, pages)], pages * ps)
 
     # ------------------------------------------------------------------
@@ -513,20 +519,12 @@ class LogFormat:
                 )
                 return out
             log_bytes += len(run.payload)
-            for i, (start, nop) in enumerate(freelog.RECORD.iter_unpack(run.payload)):
-                n, op = nop >> 1, nop & 1
-                if n < 1 or start < 2 or start + n > hwm:
-                    out.errors.append(
-                        f"freelist log page {run.pgid}: record {i} names pages {start}+{n} "
-                        f"outside [2, {hwm}) (past the high-water mark)"
-                    )
-                    return out
-                if n == 1:
-                    state[start] = op
-                else:
-                    for p in range(start, start + n):
-                        state[p] = op
-        out.ids = _apply(base, state).tolist() if state else base.tolist()
+            problem = _replay(run.payload, state, hwm)
+            if problem:
+                out.errors.append(f"freelist log page {run.pgid}: {problem}")
+                return out
+        out.ids = _apply(base, state) if state else base.tolist()
+        del base
         newest_run = runs[0]
         tail = (
             newest_run.payload
@@ -545,19 +543,38 @@ class LogFormat:
         return out
 
 
-def _apply(base: array[int], state: dict[int, int]) -> array[int]:
-    """``base`` (sorted) with the pages ``state`` marks 0 removed and those it
-    marks 1 present.  O(len(base)) copying in C plus O(D log F) for D pages."""
-    out = array("Q")
-    pos = 0
-    n = len(base)
-    for p in sorted(state):
-        i = bisect_left(base, p, pos)
-        out.extend(base[pos:i])
-        pos = i + 1 if i < n and base[i] == p else i
-        if state[p]:
-            out.append(p)
-    out.extend(base[pos:])
+def _replay(payload: bytes, state: dict[int, int], hwm: int) -> str:
+    """Record each page's last op (0 taken, 1 freed) in ``state``; the problem
+    with the first bad record, or "".  One-page records (nearly all) go through
+    C-level loops: the payload as an array, slices, ``dict.update`` of a zip."""
+    words = array("Q")
+    words.frombytes(payload)
+    if sys.byteorder != "little":
+        words.byteswap()
+    starts, nops = words[0::2], words[1::2]
+    if not starts:
+        return ""
+    if min(nops) >= 2 and max(nops) <= 3 and min(starts) >= 2 and max(starts) < hwm:
+        state.update(zip(starts, map(operator.and_, nops, itertools.repeat(1)), strict=True))
+        return ""
+    for i, (start, nop) in enumerate(zip(starts, nops, strict=True)):
+        n, op = nop >> 1, nop & 1
+        if n < 1 or start < 2 or start + n > hwm:
+            return (
+                f"record {i} names pages {start}+{n} outside [2, {hwm}) (past the high-water mark)"
+            )
+        for p in range(start, start + n):
+            state[p] = op
+    return ""
+
+
+def _apply(base: array[int], state: dict[int, int]) -> list[int]:
+    """``base`` (sorted) without the pages ``state`` names, plus those it marks
+    1, sorted: a C-level filter, and a sort that finds two sorted runs and
+    merges them.  O(F + D log D) for D pages in ``state``."""
+    out = list(itertools.filterfalse(state.__contains__, base))
+    out += sorted(p for p, op in state.items() if op)
+    out.sort()
     return out
 
 
