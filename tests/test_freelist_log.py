@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import random
 import struct
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from freelist import (
     FileIOError,
@@ -367,3 +370,36 @@ def test_log_page_layout(path: Path) -> None:
     pid, flags, count, overflow = struct.unpack_from("<QHHI", raw, head.pgid * PS)
     assert (pid, flags, count, overflow) == (head.pgid, FREELIST_LOG_PAGE, 0, head.pages - 1)
     assert len(head.payload) % freelog.RECORD.size == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(2, 60), st.integers(1, 4), st.integers(0, 1)), max_size=40),
+    st.lists(st.integers(2, 63), unique=True),
+)
+def test_replay_matches_a_plain_replay(
+    records: list[tuple[int, int, int]], base: list[int]
+) -> None:
+    """The C-level replay (one-page records in bulk, longer ones in order)
+    gives what replaying every record in order does."""
+    payload = b"".join(freelog.RECORD.pack(s, n << 1 | op) for s, n, op in records)
+    state: dict[int, int] = {}
+    assert persist._replay(payload, state, 64) == ""
+    want: dict[int, int] = {}
+    for s, n, op in records:
+        for p in range(s, s + n):
+            want[p] = op
+    assert state == want
+    ids = sorted(base)
+    expect = sorted(
+        (set(ids) - {p for p, o in want.items() if not o}) | {p for p, o in want.items() if o}
+    )
+    if state:
+        assert persist._apply(array("Q", ids), state) == expect
+
+
+def test_replay_refuses_a_record_past_the_high_water_mark() -> None:
+    payload = freelog.encode_records([(5, 1), (60, 5)], freelog.FREE)
+    assert "record 1 names pages 60+5" in persist._replay(payload, {}, 64)
+    payload = freelog.encode_records([(64, 1)], freelog.TAKE)
+    assert "record 0 names pages 64+1" in persist._replay(payload, {}, 64)

@@ -336,10 +336,11 @@ class LogFormat:
     one-page run copy-on-write into a freshly allocated page (the old page
     becomes pending), or starts a new run when the records no longer fit the
     page.  When the records since the checkpoint would pass
-    ``max(checkpoint bytes, one page)``, the commit writes a checkpoint instead
-    and the whole old chain becomes pending.  So a commit writes one page plus
-    its share of checkpoints (at most twice its record bytes, amortised), and
-    an open reads at most twice ``max(checkpoint, page)`` bytes.
+    ``max(checkpoint bytes / 2, one page)``, the commit writes a checkpoint
+    instead and the whole old chain becomes pending.  So a commit writes one
+    page plus its share of checkpoints (at most three times its record bytes,
+    amortised), and an open reads the checkpoint and at most half as many
+    record bytes (or one page).
     """
 
     name = "log"
@@ -388,7 +389,7 @@ class LogFormat:
         cap = ps - freelog.HEADER_SIZE
         user = freelog.records_size(c.taken) + freelog.records_size(c.freed)
         est = user + 2 * freelog.RECORD.size
-        if chain is None or chain.log_bytes + est > max(chain.checkpoint_bytes, cap):
+        if chain is None or chain.log_bytes + est > max(chain.checkpoint_bytes // 2, cap):
             return self._checkpoint(c)
         tail = chain.tail
         cow = tail is not None and len(tail) + est <= cap
@@ -462,8 +463,8 @@ class LogFormat:
 
         :raises FileIOError: the file cannot be read.
 
-        Runtime complexity: O(C + L + D log C) for a checkpoint of C ids, L
-        record bytes touching D pages (L < 2 * max(8 C, page size)).
+        Runtime complexity: O(C + L + D log D) for a checkpoint of C ids, L
+        record bytes touching D pages (L <= max(4 C, page size)).
         """
         hwm, ps = meta.hwm, meta.page_size
         out = Stored(ids=[])
@@ -554,9 +555,19 @@ def _replay(payload: bytes, state: dict[int, int], hwm: int) -> str:
     starts, nops = words[0::2], words[1::2]
     if not starts:
         return ""
-    if min(nops) >= 2 and max(nops) <= 3 and min(starts) >= 2 and max(starts) < hwm:
-        state.update(zip(starts, map(operator.and_, nops, itertools.repeat(1)), strict=True))
-        return ""
+    if min(nops) >= 2 and min(starts) >= 2 and max(starts) < hwm:
+        one = itertools.repeat(1)
+        big = [i for i, v in enumerate(nops) if v > 3] if max(nops) > 3 else []
+        pos = 0
+        for i in [*big, len(nops)]:  # one-page records between the longer ones
+            state.update(zip(starts[pos:i], map(operator.and_, nops[pos:i], one), strict=True))
+            if i == len(nops):
+                return ""
+            start, n, op = starts[i], nops[i] >> 1, nops[i] & 1
+            if start + n > hwm:
+                break
+            state.update(dict.fromkeys(range(start, start + n), op))
+            pos = i + 1
     for i, (start, nop) in enumerate(zip(starts, nops, strict=True)):
         n, op = nop >> 1, nop & 1
         if n < 1 or start < 2 or start + n > hwm:
