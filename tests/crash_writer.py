@@ -1,6 +1,6 @@
 """Child process of the crash test: commit forever, report each commit that returned.
 
-Usage: python crash_writer.py PATH FREELIST SYNC SEED [SHRINK]
+Usage: python crash_writer.py PATH FREELIST FORMAT SEED [SHRINK] (FORMAT: bbolt, log or none)
 
 Each transaction frees the data runs the root lists, allocates new runs of
 random sizes, fills each with its txid, writes a new root page listing
@@ -33,10 +33,12 @@ def root_walk(pf: PageFile) -> list[tuple[int, int]]:
 
 
 def main() -> None:
-    path, kind, sync, seed = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
+    path, kind, fmt, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     shrink = sys.argv[5:] == ["1"]
     r = random.Random(seed)
-    pf = PageFile.open(path, freelist=kind, sync_freelist=sync, reachable=root_walk, page_size=1024)
+    pf = PageFile.open(
+        path, freelist=kind, freelist_format=fmt, reachable=root_walk, page_size=1024
+    )
     while True:
         with pf.update() as tx:
             old = root_walk(pf)

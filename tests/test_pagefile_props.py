@@ -3,8 +3,10 @@
 The model maps each committed run (start page -> bytes) to what was written.
 Writers allocate runs and write random bytes, free committed runs, commit or
 roll back; readers hold snapshots while writers change the file; the file is
-closed and reopened at random points (in the no-sync mode the reopen rebuilds
-the free pages from the model's runs).  After every step each committed run
+closed and reopened at random points, each time with a freelist format drawn
+at random (bbolt's page, the log, or none, whose reopen rebuilds the free pages
+from the model's runs), so the file converts between formats; the machines
+start in each format.  After every step each committed run
 reads back exactly, an open reader still reads its snapshot, and ``check()``
 with the model's runs as the reachability walk finds nothing; right after each
 reopen too, so a page the stored freelist lost (neither free nor reachable once
@@ -43,10 +45,12 @@ from freelist import FreelistError, PageFile, Transaction
 from freelist.check import Bitmap
 from freelist.layout import CREATE_PAGE_SIZES
 
+FORMATS = ["bbolt", "log", "none"]
+
 
 class PageFileMachine(RuleBasedStateMachine):
     kind = "hashmap"
-    sync = True
+    fmt = "bbolt"
     shrink = True
 
     @initialize(page_size=st.sampled_from(CREATE_PAGE_SIZES))
@@ -62,6 +66,7 @@ class PageFileMachine(RuleBasedStateMachine):
         self.snapshots: list[tuple[Transaction, dict[int, bytes]]] = []
         self.root = 0  # the committed root (0: none), one of the committed runs
         self.size = 0  # the largest file size seen
+        self.stored = "bbolt"  # the format the last commit wrote (a new file: a freelist page)
 
     def teardown(self) -> None:
         if getattr(self, "pf", None) is not None and not self.pf.closed:
@@ -79,7 +84,7 @@ class PageFileMachine(RuleBasedStateMachine):
         return PageFile.open(
             self.path,
             freelist=self.kind,
-            sync_freelist=self.sync,
+            freelist_format=self.fmt,
             page_size=self.page_size,
             reachable=self.walk,
             shrink=self.shrink,
@@ -150,6 +155,7 @@ class PageFileMachine(RuleBasedStateMachine):
     def commit(self) -> None:
         assert self.tx is not None
         self.tx.commit()
+        self.stored = self.fmt
         self.root = self.tx.root
         self.tx = None
         for s in self.freed:
@@ -211,9 +217,14 @@ class PageFileMachine(RuleBasedStateMachine):
         assert (fl.all_page_ids(), fl.pending_page_ids(), tx.hwm, tx.root, self.pf.meta) == before
 
     @precondition(lambda self: self.tx is None and not self.snapshots)
-    @rule()
-    def reopen(self) -> None:
+    @rule(fmt=st.sampled_from(FORMATS))
+    def reopen(self, fmt: str) -> None:
         self.pf.close()
+        self.fmt = fmt
+        if self.stored != "none":
+            # The stored freelist reads back without a walk, and as it was.
+            with PageFile.open(self.path, freelist=self.kind, page_size=self.page_size) as pf:
+                assert pf.check(self.walk) == []
         self.pf = self.open()
         # What the file says after reading it back: every page free or reachable.
         assert self.pf.check(self.walk) == []
@@ -238,23 +249,23 @@ class PageFileMachine(RuleBasedStateMachine):
 
 
 class HashmapSynced(PageFileMachine):
-    kind, sync = "hashmap", True
-
-
-class ArraySynced(PageFileMachine):
-    kind, sync = "array", True
-
-
-class HashmapNoSync(PageFileMachine):
-    kind, sync = "hashmap", False
+    kind, fmt = "hashmap", "bbolt"
 
 
 class ArrayNoSync(PageFileMachine):
-    kind, sync = "array", False
+    kind, fmt = "array", "none"
+
+
+class HashmapLog(PageFileMachine):
+    kind, fmt = "hashmap", "log"
+
+
+class ArrayLog(PageFileMachine):
+    kind, fmt = "array", "log"
 
 
 class HashmapSyncedNoShrink(PageFileMachine):
-    kind, sync, shrink = "hashmap", True, False
+    kind, fmt, shrink = "hashmap", "bbolt", False
 
 
 # Each step does real file I/O, so these machines run an eighth of the
@@ -266,15 +277,15 @@ _settings = settings(
     deadline=None,
 )
 TestHashmapSynced = HashmapSynced.TestCase
-TestArraySynced = ArraySynced.TestCase
-TestHashmapNoSync = HashmapNoSync.TestCase
 TestArrayNoSync = ArrayNoSync.TestCase
+TestHashmapLog = HashmapLog.TestCase
+TestArrayLog = ArrayLog.TestCase
 TestHashmapSyncedNoShrink = HashmapSyncedNoShrink.TestCase
 for _case in (
     TestHashmapSynced,
-    TestArraySynced,
-    TestHashmapNoSync,
     TestArrayNoSync,
+    TestHashmapLog,
+    TestArrayLog,
     TestHashmapSyncedNoShrink,
 ):
     _case.settings = _settings

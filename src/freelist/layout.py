@@ -38,9 +38,12 @@ Buffer = bytes | bytearray | memoryview | mmap.mmap
 __all__ = [
     "BRANCH_PAGE",
     "CREATE_PAGE_SIZES",
+    "FREELIST_LOG_PAGE",
     "FREELIST_PAGE",
     "LEAF_PAGE",
+    "LOG_VERSION",
     "MAGIC",
+    "META_FLAG_FREELIST_LOG",
     "META_PAGE",
     "NO_FREELIST",
     "PAGE_HEADER_SIZE",
@@ -60,6 +63,15 @@ BRANCH_PAGE = 0x01
 LEAF_PAGE = 0x02
 META_PAGE = 0x04
 FREELIST_PAGE = 0x10
+#: A page of the freelist log (a checkpoint or a run of records): a page type
+#: bbolt does not have.
+FREELIST_LOG_PAGE = 0x20
+#: The meta version of a file whose freelist is a log.  bbolt's meta check
+#: refuses any version but 2 ("version mismatch"), so bbolt never misreads one.
+LOG_VERSION = 3
+#: The meta flag that says the freelist field names the head of a freelist log
+#: (set exactly when the version is :data:`LOG_VERSION`).
+META_FLAG_FREELIST_LOG = 0x1
 #: The meta's freelist id when the freelist is not written (NoFreelistSync).
 NO_FREELIST = 0xFFFFFFFFFFFFFFFF
 #: Page sizes a file is read at: every power of two bbolt can write and read,

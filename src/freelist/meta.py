@@ -28,9 +28,19 @@ from .errors import (
     PageSizeMismatchError,
     UnsupportedVersionError,
 )
-from .layout import MAGIC, META_SIZE, NO_FREELIST, PAGE_HEADER_SIZE, READ_PAGE_SIZES, VERSION, Meta
+from .layout import (
+    LOG_VERSION,
+    MAGIC,
+    META_FLAG_FREELIST_LOG,
+    META_SIZE,
+    NO_FREELIST,
+    PAGE_HEADER_SIZE,
+    READ_PAGE_SIZES,
+    VERSION,
+    Meta,
+)
 
-__all__ = ["Verdict", "choose", "problems", "read", "validate", "write"]
+__all__ = ["Verdict", "choose", "problems", "read", "validate", "write", "write_copy"]
 
 _META_BYTES = PAGE_HEADER_SIZE + META_SIZE
 
@@ -44,11 +54,19 @@ class Verdict(NamedTuple):
     error: type[FileFormatError]
 
 
+def _version_ok(meta: Meta) -> bool:
+    """Version 2 (bbolt's) without the freelist-log flag, or version 3 with it."""
+    return (meta.version, bool(meta.flags & META_FLAG_FREELIST_LOG)) in (
+        (VERSION, False),
+        (LOG_VERSION, True),
+    )
+
+
 def _sound(meta: Meta, stored: int, ps: int) -> bool:
     """Magic, version and checksum good, and read at its own page size."""
     return (
         meta.magic == MAGIC
-        and meta.version == VERSION
+        and _version_ok(meta)
         and meta.page_size == ps
         and meta.checksum() == stored
     )
@@ -66,9 +84,16 @@ def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
     meta, stored = Meta.unpack(raw, 0)
     if meta.magic != MAGIC:
         return Verdict(page, None, f"{where}: bad magic {meta.magic:#x}", BadMagicError)
-    if meta.version != VERSION:
+    if meta.version not in (VERSION, LOG_VERSION):
         problem = f"{where}: unsupported version {meta.version}"
         return Verdict(page, None, problem, UnsupportedVersionError)
+    if not _version_ok(meta):
+        problem = (
+            f"{where}: version {meta.version} with flags {meta.flags:#x} "
+            f"(the freelist-log flag {META_FLAG_FREELIST_LOG:#x} goes with version {LOG_VERSION} "
+            "only)"
+        )
+        return Verdict(page, None, problem, NoValidMetaError)
     if meta.checksum() != stored:
         return Verdict(page, None, f"{where}: checksum mismatch", NoValidMetaError)
     if meta.page_size != ps:
@@ -196,3 +221,20 @@ def write(io: FileIO, meta: Meta) -> None:
     Runtime complexity: O(page_size).
     """
     io.pwrite(meta.pack_page(meta.page_size), (meta.txid % 2) * meta.page_size)
+
+
+def write_copy(io: FileIO, meta: Meta) -> None:
+    """Write ``meta`` to the *other* meta page too (not synced), so that both
+    metas name the same state: a commit that changes the file's format does
+    this once its own meta is durable, so no meta of the old format (which
+    bbolt would open) is left behind.
+
+    :raises FileIOError: the write failed.
+    :raises InvalidArgumentError: a field does not fit its width.
+
+    Runtime complexity: O(page_size).
+    """
+    page = 1 - meta.txid % 2
+    raw = bytearray(meta.pack_page(meta.page_size))
+    raw[0:8] = page.to_bytes(8, "little")
+    io.pwrite(bytes(raw), page * meta.page_size)

@@ -54,7 +54,7 @@ from .errors import (
     ReadOnlyError,
     TransactionError,
 )
-from .layout import CREATE_PAGE_SIZES, READ_PAGE_SIZES, Meta, pack_freelist_page
+from .layout import CREATE_PAGE_SIZES, LOG_VERSION, READ_PAGE_SIZES, Meta, pack_freelist_page
 from .persist import FreelistFormat, Run
 from .protocol import Freelist
 from .tx import Transaction
@@ -114,16 +114,22 @@ class PageFileStats:
     shrinks: int
     #: Bytes those cuts gave back to the file system since the file was opened.
     shrunk_bytes: int
+    #: The format commits write: ``"bbolt"``, ``"log"`` or ``"none"``.
+    freelist_format: str = "bbolt"
+    #: Bytes the last commit of this open wrote for the freelist (0 before one).
+    freelist_bytes_last: int = 0
+    #: Bytes all commits since the file was opened wrote for the freelist.
+    freelist_bytes_total: int = 0
 
 
 class _State:
     """The open file's state; the surface its transactions use (:class:`~freelist.tx.TxHost`)."""
 
-    def __init__(self, io: FileIO, fl: Freelist, sync: bool, shrink: bool) -> None:
+    def __init__(self, io: FileIO, fl: Freelist, fmt: str, shrink: bool) -> None:
         self.io = io
         self.lock = threading.RLock()
         self.freelist = fl
-        self.sync = sync
+        self.sync = fmt != "none"
         self.shrink = shrink and not io.readonly
         # The first commit checks whether the file is longer than its metas need
         # (a kill between a commit and its cut leaves it so).
@@ -131,7 +137,9 @@ class _State:
         self.shrinks = 0
         self.given_back = 0
         self.tail_miss: tuple[int, ...] = ()
-        self.writing: FreelistFormat = persist.writing(sync)
+        self.writing: FreelistFormat = persist.writing(fmt)
+        self.bytes_last = 0
+        self.bytes_total = 0
         self.meta = Meta(0, 0, 0, 0, 0)
         self.owned: list[Run] = []
         self.writer: Transaction | None = None
@@ -144,9 +152,12 @@ class _State:
         if self.closed:
             raise self.io.error(ClosedError, "the file is closed")
 
-    def publish(self, meta: Meta, owned: list[Run]) -> None:
+    def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
         self.meta = meta
         self.owned = owned
+        self.writing.published()  # (the log updates ``owned`` in place here)
+        self.bytes_last = freelist_bytes
+        self.bytes_total += freelist_bytes
 
     def fail(self, reason: str) -> None:
         self.failed = reason
@@ -202,6 +213,7 @@ class PageFile:
         freelist: str | Freelist = "hashmap",
         page_size: int | None = _DEFAULT_PAGE_SIZE,
         sync_freelist: bool = True,
+        freelist_format: str | None = None,
         reachable: Reachable | None = None,
         timeout: float | None = None,
         readonly: bool = False,
@@ -218,13 +230,25 @@ class PageFile:
         of a new file (default 4096; a power of two from 512 to 65536); an
         existing file keeps its own (any power of two from 512 bytes to 16 MiB,
         as bbolt reads), and passing a different one explicitly is a
-        :class:`~freelist.PageSizeMismatchError`.  ``sync_freelist=False`` is
-        bbolt's ``NoFreelistSync``: commits do not write the freelist and the
-        meta's freelist id is all ones; such a file is opened by rebuilding the
-        free pages from ``reachable``, a callable that yields the ``(start, n)``
-        runs in use.  ``timeout`` bounds the wait for the file lock (exclusive,
-        or shared when ``readonly``) in seconds: None (or inf) waits forever, 0
-        fails at once.  ``create=False`` refuses to create a missing file (a
+        :class:`~freelist.PageSizeMismatchError`.
+
+        ``freelist_format`` is how commits store the free pages: ``"bbolt"``
+        (the default: bbolt's freelist page, the full sorted list each
+        commit), ``"log"`` (a checksummed chain of each commit's changes with
+        periodic checkpoints, O(changes) per commit; its metas have version 3,
+        which bbolt refuses) or ``"none"`` (bbolt's ``NoFreelistSync``: nothing
+        written, the meta's freelist id is all ones, and the file is opened by
+        rebuilding the free pages from ``reachable``, a callable that yields
+        the ``(start, n)`` runs in use).  Whatever format the file has is read;
+        the next commit writes the chosen one, which converts the file.  The
+        format is not remembered: open a "log" file with
+        ``freelist_format="log"`` to keep it one.  ``sync_freelist`` is a
+        plain alias kept for compatibility: ``sync_freelist=False`` is
+        ``freelist_format="none"`` (giving both, differently, is an error).
+
+        ``timeout`` bounds the wait for the file lock (exclusive, or shared
+        when ``readonly``) in seconds: None (or inf) waits forever, 0 fails at
+        once.  ``create=False`` refuses to create a missing file (a
         read-only open never creates one).  ``shrink`` (default True) lets
         commits give the free pages at the end of the file back to the file
         system (see *Shrinking* below); ``shrink=False`` keeps bbolt's
@@ -247,7 +271,10 @@ class PageFile:
         never shrinks.
 
         A damaged freelist page (ids unsorted, repeated, outside the file, or
-        naming a page in use: its own pages, the root) is refused.  The repair
+        naming a page in use: its own pages, the root) is refused; so is a
+        damaged log chain (a page failing its checksum, a chain cut short, a
+        record past the high-water mark), after falling back to the other
+        meta when that one's freelist reads back sound.  The repair
         path: open with ``reachable=`` and the free pages are rebuilt from the
         walk instead; the damaged page stays out of use until the next commit
         writes a sound one.
@@ -272,11 +299,14 @@ class PageFile:
             the walk names pages outside the file.
         :raises FileIOError: the OS refused to open, lock, read or map the file
             (a directory, no permission, ...).
-        :raises PageFileArgumentError: a bad ``page_size``, ``freelist`` or
-            ``timeout`` value (:class:`~freelist.PageFileTypeError` for a wrong type).
+        :raises PageFileArgumentError: a bad ``page_size``, ``freelist``,
+            ``freelist_format`` or ``timeout`` value, or ``sync_freelist=False``
+            with a ``freelist_format`` other than "none"
+            (:class:`~freelist.PageFileTypeError` for a wrong type).
 
-        Runtime complexity: O(F) to load a freelist of F ids, or O(hwm) plus the
-        walk's cost without one.
+        Runtime complexity: O(F) to load a freelist of F ids (for the log: plus
+        its records since the checkpoint, fewer bytes than the larger of the
+        checkpoint and a page), or O(hwm) plus the walk's cost without one.
         """
         try:
             name = os.fsdecode(path)
@@ -294,6 +324,7 @@ class PageFile:
                 raise PageFileTypeError(
                     name, f"{flag} must be True or False, not {type(value).__name__} {value!r}"
                 )
+        fmt = _format(name, freelist_format, sync_freelist)
         explicit = page_size is not _DEFAULT_PAGE_SIZE and page_size is not None
         if explicit and type(page_size) is not int:
             raise PageFileTypeError(
@@ -320,7 +351,7 @@ class PageFile:
         io: FileIO | None = None
         try:
             io = FileIO(name, readonly=readonly, create=create)
-            self._state = _State(io, fl, sync_freelist, shrink)
+            self._state = _State(io, fl, fmt, shrink)
             io.lock(wait)
             if io.size() == 0 and not readonly:
                 new_size = page_size if explicit else 4096
@@ -349,6 +380,17 @@ class PageFile:
         st.meta = meta
         io.map(io.size())
         stored = persist.reading(meta).read(io, meta)
+        if stored.errors and meta.version == LOG_VERSION:
+            # A damaged log chain: the other meta, one commit older, when its
+            # freelist reads back sound (as bbolt falls back from a torn meta).
+            for v in verdicts:
+                other = v.meta
+                if other is None or v.problem or other.txid >= meta.txid:
+                    continue
+                older = persist.reading(other).read(io, other)
+                if not older.errors and older.ids is not None:
+                    meta, stored = other, older
+                    st.meta = meta
         if not stored.errors and stored.ids is not None:
             owned, ids = stored.owned, stored.ids
         elif reachable is not None:
@@ -369,7 +411,9 @@ class PageFile:
             st.freelist.init(ids)
         except InvalidPageIdsError as e:
             raise io.error(FreelistPageError, f"freelist page {meta.freelist}: {e}") from e
-        st.owned = owned
+        st.owned = sorted(owned)
+        if isinstance(st.writing, persist.LogFormat) and ids is stored.ids:
+            st.writing.resume(stored.chain)  # None: the first commit checkpoints
 
     def _from_walk(
         self, reachable: Reachable, stored: persist.Stored
@@ -547,6 +591,9 @@ class PageFile:
                 free_tail_bytes=tail * meta.page_size,
                 shrinks=st.shrinks,
                 shrunk_bytes=st.given_back,
+                freelist_format=st.writing.name,
+                freelist_bytes_last=st.bytes_last,
+                freelist_bytes_total=st.bytes_total,
             )
 
     def check(self, reachable: Reachable | None = None) -> list[str]:
@@ -613,6 +660,28 @@ class PageFile:
         st = self._state
         state = "closed" if st.closed else f"txid={st.meta.txid} hwm={st.meta.hwm}"
         return f"PageFile({self._path!r}, {state})"
+
+
+def _format(path: str, freelist_format: object, sync_freelist: bool) -> str:
+    """The format commits write, from ``freelist_format`` and its alias ``sync_freelist``."""
+    if freelist_format is None:
+        return "bbolt" if sync_freelist else "none"
+    if not isinstance(freelist_format, str):
+        raise PageFileTypeError(
+            path, f"freelist_format must be a str, not {type(freelist_format).__name__}"
+        )
+    if freelist_format not in persist.FORMATS:
+        raise PageFileArgumentError(
+            path,
+            f"freelist_format must be one of {', '.join(map(repr, persist.FORMATS))}, "
+            f"got {freelist_format!r}",
+        )
+    if not sync_freelist and freelist_format != "none":
+        raise PageFileArgumentError(
+            path,
+            f"sync_freelist=False means freelist_format='none', not {freelist_format!r}",
+        )
+    return freelist_format
 
 
 def _timeout(path: str, timeout: object) -> float | None:

@@ -3,33 +3,43 @@
 A :class:`FreelistFormat` reads the free pages a meta names (:meth:`~FreelistFormat.read`,
 which validates as it reads, for the open path and for ``check`` alike),
 writes them at commit (:meth:`~FreelistFormat.write`), and says which pages it
-occupies.  Two formats exist, as in bbolt:
+occupies.  Three formats exist:
 
-* ``"page"`` (:class:`PageFormat`): the sorted free and pending ids on a
+* ``"bbolt"`` (:class:`PageFormat`): the sorted free and pending ids on a
   freelist page with overflow pages, named by the meta's freelist field;
 * ``"none"`` (:class:`NoFormat`): bbolt's ``NoFreelistSync``; the meta's
   freelist field is all ones and the free pages are rebuilt from a walk of the
-  pages in use.
+  pages in use;
+* ``"log"`` (:class:`LogFormat`): a chain of checksummed pages named by the
+  meta's freelist field, a checkpoint of the full set followed by the changes
+  of each commit since (see :mod:`freelist.freelog` and the file-format docs);
+  its metas carry version 3 and the freelist-log flag.
 
 :func:`reading` picks the format a meta was written with, :func:`writing` the
-one commits use.  A new format (say, checksummed record pages chained from the
-meta) is a new class here and an entry in those two functions: the page file,
-the transaction and the check only speak to this interface.
+one commits use.  The page file, the transaction and the check only speak to
+this interface.
 """
 
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_left
+import operator
+import sys
+from array import array
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from . import freelog
 from ._fileio import FileIO
 from .errors import CorruptPageError
 from .layout import (
     FREELIST_PAGE,
+    LOG_VERSION,
+    META_FLAG_FREELIST_LOG,
     NO_FREELIST,
+    VERSION,
     Meta,
     PageHeader,
     freelist_page_size,
@@ -38,10 +48,97 @@ from .layout import (
 )
 from .protocol import Freelist
 
-__all__ = ["FreelistFormat", "NoFormat", "PageFormat", "Stored", "reading", "writing"]
+__all__ = [
+    "FORMATS",
+    "Commit",
+    "FreelistFormat",
+    "LogChain",
+    "LogFormat",
+    "NoFormat",
+    "PageFormat",
+    "Stored",
+    "Written",
+    "describe",
+    "reading",
+    "writing",
+]
 
 #: A run of pages ``(start, n)``.
 Run = tuple[int, int]
+
+#: The formats :func:`writing` knows, by the name ``PageFile.open`` takes.
+FORMATS = ("bbolt", "log", "none")
+
+
+@dataclass
+class LogChain:
+    """The freelist log as the last commit left it (what the next commit extends).
+
+    ``runs``: the chain's runs, the checkpoint first, the newest last;
+    ``tail``: the payload of the newest run when it is a one-page record run
+    (the next commit may rewrite it, copy-on-write, with its records added);
+    ``checkpoint_bytes``/``log_bytes``: payload bytes of the checkpoint and of
+    the records written since; ``checkpoint_txid``: the checkpoint's commit.
+    """
+
+    runs: list[Run]
+    tail: bytes | None
+    checkpoint_bytes: int
+    log_bytes: int
+    checkpoint_txid: int
+
+
+@dataclass
+class Commit:
+    """What a format's :meth:`~FreelistFormat.write` works with at commit.
+
+    ``owned``: the runs the committed freelist occupies; ``taken``/``freed``:
+    the runs this transaction took from the free-or-pending set and freed,
+    in order (``allocate`` appends to ``taken``, :meth:`free` to ``freed``).
+    ``rewrite``: the set also changed in a way ``taken``/``freed`` do not say
+    (a shrinking commit took the free tail off it and lowered the high-water
+    mark): a format that stores changes writes the whole set this time.
+    """
+
+    io: FileIO
+    fl: Freelist
+    txid: int
+    page_size: int
+    allocate: Callable[[int], int]
+    owned: list[Run]
+    taken: list[Run]
+    freed: list[Run]
+    rewrite: bool = False
+
+    def free(self, start: int, n: int) -> None:
+        """Free pages of the stored freelist (pending in this transaction).
+
+        Runtime complexity: the freelist's free.
+        """
+        self.fl.free(self.txid, start, n)
+        self.freed.append((start, n))
+
+    def free_owned(self) -> None:
+        """Free every run the committed freelist occupies.
+
+        Runtime complexity: O(len(owned)) frees.
+        """
+        for start, n in self.owned:
+            self.free(start, n)
+
+
+class Written(tuple[int, list[Run], int]):
+    """What a format wrote: the meta's freelist field, the runs the new freelist
+    occupies (sorted), and the bytes written."""
+
+    __slots__ = ()
+
+    def __new__(cls, field_: int, owned: list[Run], nbytes: int) -> Written:
+        """Bundle the three.
+
+        Runtime complexity: O(1).
+        """
+        return super().__new__(cls, (field_, owned, nbytes))
 
 
 @dataclass
@@ -58,12 +155,19 @@ class Stored:
     owned: list[Run] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    chain: LogChain | None = None
 
 
 class FreelistFormat(Protocol):
-    """An on-disk format of the freelist."""
+    """An on-disk format of the freelist.
+
+    ``name`` is what ``PageFile.open(freelist_format=...)`` takes; ``version``
+    and ``flags`` go into the metas of the commits that write it.
+    """
 
     name: str
+    version: int
+    flags: int
 
     def read(self, io: FileIO, meta: Meta) -> Stored:
         """Read and validate the free pages ``meta`` names.
@@ -72,13 +176,18 @@ class FreelistFormat(Protocol):
         """
         ...
 
-    def write(
-        self, io: FileIO, fl: Freelist, allocate: Callable[[int], int], ps: int
-    ) -> tuple[int, list[Run]]:
-        """Write ``fl``'s free and pending ids, allocating pages through
-        ``allocate(n)``; return the meta's freelist field and the runs written.
+    def write(self, c: Commit) -> Written:
+        """Free the pages the stored freelist no longer needs and write the new
+        one (allocating through ``c.allocate``); not synced.
 
-        Runtime complexity: O(F) plus the I/O.
+        Runtime complexity: as the format; O(F) at most, plus the I/O.
+        """
+        ...
+
+    def published(self) -> None:
+        """The commit whose freelist :meth:`write` wrote is durable.
+
+        Runtime complexity: O(1).
         """
         ...
 
@@ -86,7 +195,9 @@ class FreelistFormat(Protocol):
 class PageFormat:
     """bbolt's freelist page: header, sorted u64 ids, overflow pages."""
 
-    name = "page"
+    name = "bbolt"
+    version = VERSION
+    flags = 0
 
     def read(self, io: FileIO, meta: Meta) -> Stored:
         """The ids on ``meta``'s freelist page, validated.
@@ -162,27 +273,36 @@ class PageFormat:
                 out.errors.append(f"the root page {meta.root} is one of the {where}'s pages")
         return out
 
-    def write(
-        self, io: FileIO, fl: Freelist, allocate: Callable[[int], int], ps: int
-    ) -> tuple[int, list[Run]]:
-        """Reserve the pages the ids need, then write them there; the header
-        records every reserved page (overflow = pages - 1, as bbolt), even when
-        the reservation itself took ids off the list.
+    def write(self, c: Commit) -> Written:
+        """Free the old freelist pages, reserve the pages the ids need, then
+        write them there; the header records every reserved page (overflow =
+        pages - 1, as bbolt), even when the reservation itself took ids off the
+        list.
 
         :raises FileIOError: the write failed.
 
         Runtime complexity: O(F) (a copy of the sorted id array) plus the I/O.
         """
-        pages = -(-freelist_page_size(fl.count) // ps)
-        pgid = allocate(pages)
-        io.pwrite(pack_freelist_page(pgid, fl.page_id_array(), ps, pages), pgid * ps)
-        return pgid, [(pgid, pages)]
+        c.free_owned()
+        ps = c.page_size
+        pages = -(-freelist_page_size(c.fl.count) // ps)
+        pgid = c.allocate(pages)
+        c.io.pwrite(pack_freelist_page(pgid, c.fl.page_id_array(), ps, pages), pgid * ps)
+        return Written(pgid, [(pgid, pages)], pages * ps)
+
+    def published(self) -> None:
+        """Nothing to remember.
+
+        Runtime complexity: O(1).
+        """
 
 
 class NoFormat:
     """``NoFreelistSync``: nothing stored; the free pages come from a walk."""
 
     name = "none"
+    version = VERSION
+    flags = 0
 
     def read(self, io: FileIO, meta: Meta) -> Stored:  # noqa: ARG002
         """Nothing to read: the caller rebuilds the ids from a walk.
@@ -191,28 +311,355 @@ class NoFormat:
         """
         return Stored(ids=None)
 
-    def write(
-        self, io: FileIO, fl: Freelist, allocate: Callable[[int], int], ps: int
-    ) -> tuple[int, list[Run]]:
-        """Write nothing; the meta's freelist field is all ones.
+    def write(self, c: Commit) -> Written:
+        """Free the old freelist pages and write nothing; the meta's freelist
+        field is all ones.
+
+        Runtime complexity: O(len(owned)) frees.
+        """
+        c.free_owned()
+        return Written(NO_FREELIST, [], 0)
+
+    def published(self) -> None:
+        """Nothing to remember.
 
         Runtime complexity: O(1).
         """
-        del io, fl, allocate, ps
-        return NO_FREELIST, []
+
+
+def _vet_ids(out: Stored, where: str, meta: Meta) -> None:
+    """Errors for ids (sorted, unique, inside ``[2, hwm)``) that name one of
+    the stored freelist's own pages or the root page."""
+    ids = out.ids or []
+    for start, n in out.owned:
+        i = bisect_left(ids, start)
+        if i < len(ids) and ids[i] < start + n:
+            out.errors.append(f"{where} lists its own page {ids[i]} as free")
+            return
+    if meta.root:
+        j = bisect_left(ids, meta.root)
+        if j < len(ids) and ids[j] == meta.root:
+            out.errors.append(f"{where} lists the root page {meta.root} as free")
+        for start, n in out.owned:
+            if start <= meta.root < start + n:
+                out.errors.append(f"the root page {meta.root} is one of the {where}'s pages")
+
+
+class LogFormat:
+    """The freelist log: a checkpoint of the full set, then each commit's changes.
+
+    A commit appends its records (the runs it took from the free-or-pending
+    set and the runs it freed) to the newest record run, rewriting that
+    one-page run copy-on-write into a freshly allocated page (the old page
+    becomes pending), or starts a new run when the records no longer fit the
+    page.  When the records since the checkpoint would pass
+    ``max(checkpoint bytes / 2, one page)``, the commit writes a checkpoint
+    instead and the whole old chain becomes pending.  So a commit writes one
+    page plus its share of checkpoints (at most three times its record bytes,
+    amortised), and an open reads the checkpoint and at most half as many
+    record bytes (or one page).
+    """
+
+    name = "log"
+    version = LOG_VERSION
+    flags = META_FLAG_FREELIST_LOG
+
+    def __init__(self) -> None:
+        """A log with no chain yet: the first commit writes a checkpoint.
+
+        Runtime complexity: O(1).
+        """
+        self.chain: LogChain | None = None
+        self._next: Callable[[], LogChain] | None = None
+
+    def resume(self, chain: LogChain | None) -> None:
+        """Extend ``chain`` (read from the file at open) from the next commit on.
+
+        Runtime complexity: O(1).
+        """
+        self.chain = chain
+
+    def published(self) -> None:
+        """The chain the last :meth:`write` produced is the committed one.
+
+        Runtime complexity: O(1).
+        """
+        if self._next is not None:
+            self.chain, self._next = self._next(), None
+
+    # ------------------------------------------------------------------
+    # Writing.
+
+    def write(self, c: Commit) -> Written:
+        """Append this commit's records to the chain, or write a checkpoint.
+
+        :raises FileIOError: the write failed.
+
+        Runtime complexity: O(changes + page_size) for records (the lists of
+        the chain's runs change in place when the commit is published: one
+        run out and one in, an O(R) memmove for R runs, no copy); O(F) for a
+        checkpoint.
+        """
+        self._next = None
+        chain = self.chain
+        ps = c.page_size
+        cap = ps - freelog.HEADER_SIZE
+        user = freelog.records_size(c.taken) + freelog.records_size(c.freed)
+        est = user + 2 * freelog.RECORD.size
+        if (
+            chain is None
+            or c.rewrite
+            or chain.log_bytes + est > max(chain.checkpoint_bytes // 2, cap)
+        ):
+            return self._checkpoint(c)
+        tail = chain.tail
+        cow = tail is not None and len(tail) + est <= cap
+        if cow:
+            c.free(*chain.runs[-1])
+        base = tail if cow and tail is not None else b""
+        size = len(base) + user + (2 if cow else 1) * freelog.RECORD.size
+        pages = freelog.pages_for(size, ps)
+        pgid = c.allocate(pages)
+        new = freelog.encode_records(c.taken, freelog.TAKE) + freelog.encode_records(
+            c.freed, freelog.FREE
+        )
+        payload = base + new
+        old = chain.runs[-1]
+        prev = chain.runs[-2][0] if cow else old[0]
+        c.io.pwrite(
+            freelog.pack_run(
+                pgid, pages, ps, kind=freelog.RECORDS, prev=prev, txid=c.txid, payload=payload
+            ),
+            pgid * ps,
+        )
+        run, owned = (pgid, pages), c.owned  # the committed runs, sorted
+
+        def publish() -> LogChain:
+            # In place, once durable: the page file's owned list is ``owned``.
+            if cow:
+                chain.runs[-1] = run
+                del owned[bisect_left(owned, old)]
+            else:
+                chain.runs.append(run)
+            insort(owned, run)
+            chain.tail = payload if pages == 1 else None
+            chain.log_bytes += len(new)
+            return chain
+
+        self._next = publish
+        return Written(pgid, owned, pages * ps)
+
+    def _checkpoint(self, c: Commit) -> Written:
+        """Free the old chain, reserve the pages the full set needs, write it."""
+        c.free_owned()
+        ps = c.page_size
+        pages = freelog.pages_for(8 * c.fl.count, ps)
+        pgid = c.allocate(pages)
+        payload = freelog.ids_payload(c.fl.page_id_array())
+        c.io.pwrite(
+            freelog.pack_run(
+                pgid, pages, ps, kind=freelog.CHECKPOINT, prev=0, txid=c.txid, payload=payload
+            ),
+            pgid * ps,
+        )
+        chain = LogChain([(pgid, pages)], None, len(payload), 0, c.txid)
+        self._next = lambda: chain
+        return Written(pgid, [(pgid, pages)], pages * ps)
+
+    # ------------------------------------------------------------------
+    # Reading.
+
+    def read(self, io: FileIO, meta: Meta) -> Stored:
+        """Walk the chain from the meta's freelist field to its checkpoint,
+        verify every run, and replay the records onto the checkpoint.
+
+        Errors (open refuses the chain, naming the page): a run outside
+        ``[2, hwm)``, not a log page, a header id that is not its page, pages
+        past the high-water mark, a payload longer than its pages, a checksum
+        mismatch (torn or corrupted), an unknown kind, a transaction id not
+        older than the run after it (or newer than the meta), a chain that
+        ends without a checkpoint (truncated), checkpoint ids unsorted or
+        outside ``[2, hwm)``, a record naming pages outside ``[2, hwm)``, and,
+        on the result, ids that are chain pages or the root page.
+
+        :raises FileIOError: the file cannot be read.
+
+        Runtime complexity: O(C + L + D log D) for a checkpoint of C ids, L
+        record bytes touching D pages (L <= max(4 C, page size)).
+        """
+        hwm, ps = meta.hwm, meta.page_size
+        out = Stored(ids=[])
+        buf = io.buffer()
+        runs: list[freelog.LogRun] = []
+        pgid, newest, named_by = meta.freelist, meta.txid, "the meta"
+        while True:
+            where = f"freelist log page {pgid}"
+            if not 2 <= pgid < hwm:
+                out.errors.append(f"{where} (named by {named_by}) is outside [2, {hwm})")
+                return out
+            try:
+                run = freelog.unpack_run(buf, pgid, ps, hwm)
+            except CorruptPageError as e:
+                out.errors.append(f"{where} {e}")
+                return out
+            if run.txid > newest:
+                out.errors.append(
+                    f"{where} was written by transaction {run.txid}, after {named_by} "
+                    f"(at most {newest}): a stale page"
+                )
+                return out
+            out.owned.append((pgid, run.pages))
+            runs.append(run)
+            if run.kind == freelog.CHECKPOINT:
+                break
+            if run.prev == 0:
+                out.errors.append(f"{where}: the chain ends without a checkpoint (truncated)")
+                return out
+            pgid, newest, named_by = run.prev, run.txid - 1, f"page {pgid}"
+        ckpt = runs[-1]
+        where = f"freelist log checkpoint page {ckpt.pgid}"
+        if len(ckpt.payload) % 8:
+            out.errors.append(f"{where} holds {len(ckpt.payload)} bytes, not whole ids")
+            return out
+        base = array("Q")
+        base.frombytes(ckpt.payload)
+        if sys.byteorder != "little":
+            base.byteswap()
+        if not all(map(operator.lt, base, itertools.islice(base, 1, None))):
+            out.errors.append(f"{where} lists ids that are not sorted and unique")
+            return out
+        if base and (base[0] < 2 or base[-1] >= hwm):
+            out.errors.append(f"{where} lists ids outside [2, {hwm})")
+            return out
+        state: dict[int, int] = {}
+        log_bytes = 0
+        for run in reversed(runs[:-1]):
+            if len(run.payload) % freelog.RECORD.size:
+                out.errors.append(
+                    f"freelist log page {run.pgid} holds {len(run.payload)} bytes, "
+                    "not whole records"
+                )
+                return out
+            log_bytes += len(run.payload)
+            problem = _replay(run.payload, state, hwm)
+            if problem:
+                out.errors.append(f"freelist log page {run.pgid}: {problem}")
+                return out
+        out.ids = _apply(base, state) if state else base.tolist()
+        del base
+        newest_run = runs[0]
+        tail = (
+            newest_run.payload
+            if newest_run.kind == freelog.RECORDS and newest_run.pages == 1
+            else None
+        )
+        out.chain = LogChain(
+            [(r.pgid, r.pages) for r in reversed(runs)],
+            tail,
+            len(ckpt.payload),
+            log_bytes,
+            ckpt.txid,
+        )
+        out.owned.sort()
+        _vet_ids(out, "freelist log", meta)
+        return out
+
+
+def _replay(payload: bytes, state: dict[int, int], hwm: int) -> str:
+    """Record each page's last op (0 taken, 1 freed) in ``state``; the problem
+    with the first bad record, or "".  One-page records (nearly all) go through
+    C-level loops: the payload as an array, slices, ``dict.update`` of a zip."""
+    words = array("Q")
+    words.frombytes(payload)
+    if sys.byteorder != "little":
+        words.byteswap()
+    starts, nops = words[0::2], words[1::2]
+    if not starts:
+        return ""
+    if min(nops) >= 2 and min(starts) >= 2 and max(starts) < hwm:
+        one = itertools.repeat(1)
+        big = [i for i, v in enumerate(nops) if v > 3] if max(nops) > 3 else []
+        pos = 0
+        for i in [*big, len(nops)]:  # one-page records between the longer ones
+            state.update(zip(starts[pos:i], map(operator.and_, nops[pos:i], one), strict=True))
+            if i == len(nops):
+                return ""
+            start, n, op = starts[i], nops[i] >> 1, nops[i] & 1
+            if start + n > hwm:
+                break
+            state.update(dict.fromkeys(range(start, start + n), op))
+            pos = i + 1
+    for i, (start, nop) in enumerate(zip(starts, nops, strict=True)):
+        n, op = nop >> 1, nop & 1
+        if n < 1 or start < 2 or start + n > hwm:
+            return (
+                f"record {i} names pages {start}+{n} outside [2, {hwm}) (past the high-water mark)"
+            )
+        for p in range(start, start + n):
+            state[p] = op
+    return ""
+
+
+def _apply(base: array[int], state: dict[int, int]) -> list[int]:
+    """``base`` (sorted) without the pages ``state`` names, plus those it marks
+    1, sorted: a C-level filter, and a sort that finds two sorted runs and
+    merges them.  O(F + D log D) for D pages in ``state``."""
+    out = list(itertools.filterfalse(state.__contains__, base))
+    out += sorted(p for p, op in state.items() if op)
+    out.sort()
+    return out
 
 
 def reading(meta: Meta) -> FreelistFormat:
-    """The format ``meta`` was written with.
+    """The format ``meta`` was written with: the log when its version says so,
+    else none when the freelist field is all ones, else bbolt's page.
 
     Runtime complexity: O(1).
     """
+    if meta.version == LOG_VERSION:
+        return LogFormat()
     return NoFormat() if meta.freelist == NO_FREELIST else PageFormat()
 
 
-def writing(sync: bool) -> FreelistFormat:
-    """The format commits write: the freelist page, or nothing (``NoFreelistSync``).
+def writing(name: str) -> FreelistFormat:
+    """A new instance of the format ``name`` (one of :data:`FORMATS`).
+
+    :raises KeyError: an unknown name (the page file checks names first).
 
     Runtime complexity: O(1).
     """
-    return PageFormat() if sync else NoFormat()
+    cls: dict[str, Callable[[], FreelistFormat]] = {
+        "bbolt": PageFormat,
+        "log": LogFormat,
+        "none": NoFormat,
+    }
+    return cls[name]()
+
+
+def describe(io: FileIO, meta: Meta) -> dict[str, Any]:
+    """What ``freelist inspect`` shows about the stored freelist of ``meta``:
+    ``format``, ``pages`` (pages it occupies), ``errors``, and for the log
+    ``chain_runs``, ``checkpoint_txid``, ``checkpoint_age`` (commits since),
+    ``checkpoint_bytes`` and ``log_bytes``.
+
+    :raises FileIOError: the file cannot be read.
+
+    Runtime complexity: as the format's read.
+    """
+    fmt = reading(meta)
+    stored = fmt.read(io, meta)
+    out: dict[str, Any] = {
+        "format": fmt.name,
+        "pages": sum(n for _, n in stored.owned),
+        "errors": list(stored.errors),
+    }
+    if stored.chain is not None:
+        ch = stored.chain
+        out.update(
+            chain_runs=len(ch.runs),
+            checkpoint_txid=ch.checkpoint_txid,
+            checkpoint_age=meta.txid - ch.checkpoint_txid,
+            checkpoint_bytes=ch.checkpoint_bytes,
+            log_bytes=ch.log_bytes,
+        )
+    return out

@@ -10,9 +10,9 @@ Commit protocol (the same as bbolt's):
 
 1. the caller has written its data pages (only pages it allocated in this
    transaction, so nothing a committed meta points at is overwritten);
-2. the pages of the stored freelist are freed (pending) and the freelist
-   format writes the free and pending ids (into freshly allocated pages, for
-   the freelist page);
+2. the freelist format frees the pages of the stored freelist it no longer
+   needs (pending) and writes the new one into freshly allocated pages (the
+   full list for bbolt's page, this transaction's changes for the log);
 3. ``fdatasync``;
 4. the new meta (txid, root, freelist field, high-water mark, checksum) is
    written to page ``txid % 2``; ``fdatasync``.
@@ -46,8 +46,8 @@ copy.
 from __future__ import annotations
 
 import functools
-import struct
 import threading
+from bisect import bisect_right
 from typing import Any, Protocol
 
 from . import meta as metas
@@ -67,7 +67,7 @@ from .errors import (
     ReadOnlyError,
 )
 from .layout import Meta
-from .persist import FreelistFormat, Run
+from .persist import Commit, FreelistFormat, Run
 from .protocol import Freelist
 
 __all__ = ["Transaction", "TxHost", "as_int"]
@@ -102,7 +102,7 @@ class TxHost(Protocol):
     lock: threading.RLock
     freelist: Freelist
     meta: Meta
-    owned: list[Run]  # the runs the committed freelist occupies
+    owned: list[Run]  # the runs the committed freelist occupies, sorted
     writing: FreelistFormat
     shrink: bool  # give the free tail back at commit
     trim_check: bool  # the file may be longer than its metas need: check at the next commit
@@ -119,8 +119,8 @@ class TxHost(Protocol):
         holds the meta's pages (truncated by another process)."""
         ...
 
-    def publish(self, meta: Meta, owned: list[Run]) -> None:
-        """Record a durable commit."""
+    def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
+        """Record a durable commit (and the bytes its freelist took)."""
         ...
 
     def fail(self, reason: str) -> None:
@@ -133,11 +133,12 @@ class TxHost(Protocol):
 
 
 def owns(runs: list[Run], pgid: int, n: int) -> bool:
-    """Whether ``pgid .. pgid+n-1`` overlaps one of ``runs``.
+    """Whether ``pgid .. pgid+n-1`` overlaps one of ``runs`` (sorted, disjoint).
 
-    Runtime complexity: O(len(runs)).
+    Runtime complexity: O(log len(runs)).
     """
-    return any(pgid < s + k and s < pgid + n for s, k in runs)
+    i = bisect_right(runs, (pgid + n - 1, 1 << 64))
+    return i > 0 and runs[i - 1][0] + runs[i - 1][1] > pgid
 
 
 @functools.lru_cache(maxsize=16)
@@ -182,6 +183,8 @@ class Transaction:
         self._root = meta.root
         self._hwm = meta.hwm
         self._allocated: dict[int, int] = {}
+        self._taken: list[Run] = []  # runs taken from the free set, for the log
+        self._freed: list[Run] = []  # runs freed, for the log
         self._closed = False
         self._size_checked = False
 
@@ -275,7 +278,9 @@ class Transaction:
     def _allocate_pages(self, n: int) -> int:
         host = self._host
         pgid = host.freelist.allocate(self._txid, n)
-        if not pgid:
+        if pgid:
+            self._taken.append((pgid, n))
+        else:
             pgid = self._hwm
             host.io.ensure_size((pgid + n) * host.meta.page_size)
             self._hwm += n
@@ -402,6 +407,7 @@ class Transaction:
                 host.freelist.free(self._txid, p, k)
             except DoubleFreeError as e:
                 raise host.io.error(FileDoubleFreeError, str(e)) from None
+            self._freed.append((p, k))
             self._allocated.pop(p, None)
 
     def commit(self) -> None:
@@ -438,17 +444,32 @@ class Transaction:
         ps = prev.page_size
         meta_started = False
         tail = (0, 0)
+        fmt = host.writing
         try:
-            for start, n in host.owned:
-                fl.free(txid, start, n)
             if host.shrink:
                 tail = self._drop_free_tail()
-            field, owned = host.writing.write(io, fl, self._allocate_pages, ps)
+            c = Commit(
+                io,
+                fl,
+                txid,
+                ps,
+                self._allocate_pages,
+                host.owned,
+                self._taken,
+                self._freed,
+                rewrite=bool(tail[1]),
+            )
+            field, owned, nbytes = fmt.write(c)
             io.sync()
-            meta = Meta(ps, self._root, field, self._hwm, txid)
+            meta = Meta(ps, self._root, field, self._hwm, txid, fmt.flags, 0, version=fmt.version)
             meta_started = True
             metas.write(io, meta)
             io.sync()
+            if host.meta.version != meta.version:
+                # The format changed between bbolt's and the log's: leave no
+                # meta of the old one (see the file-format docs).
+                metas.write_copy(io, meta)
+                io.sync()
         except BaseException as e:
             fl.rollback(txid)
             if tail[1]:
@@ -462,7 +483,7 @@ class Transaction:
                     f"page ({type(e).__name__})"
                 )
             raise
-        host.publish(meta, owned)
+        host.publish(meta, owned, nbytes)
         if host.shrink and (tail[1] or host.trim_check):
             self._trim(prev, meta, copied=bool(tail[1]) and self._copy_meta(meta))
 
@@ -527,12 +548,9 @@ class Transaction:
 
         Runtime complexity: O(page_size) plus the sync.
         """
-        io, ps = self._host.io, meta.page_size
-        other = (meta.txid + 1) % 2
-        page = bytearray(meta.pack_page(ps))
-        struct.pack_into("<Q", page, 0, other)
+        io = self._host.io
         try:
-            io.pwrite(memoryview(page), other * ps)
+            metas.write_copy(io, meta)
             io.sync()
         except FreelistError:
             return False  # the commit is durable; the file is cut at a later commit
