@@ -472,3 +472,36 @@ def test_trace_from_file_errors(tmp_path: Path, tree_file: Path) -> None:
         generate_from("seed", 20, [(4, 5), (6, 2)], 3)
     with pytest.raises(TraceError, match="pairs of ints"):
         generate_from("seed", 20, [("a", 2)], 3)  # type: ignore[list-item]
+
+
+# --- the stored freelist's format in inspect ---------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["bbolt", "log"])
+def test_inspect_shows_how_the_freelist_is_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    path = tmp_path / "f.db"
+    with PageFile.open(path, freelist_format=fmt) as pf:
+        for _ in range(5):
+            with pf.update() as tx:
+                p = tx.allocate(3)
+                tx.write(p, b"x")
+                if tx.root:
+                    tx.free(tx.root, 3)
+                tx.root = p
+        want = pf.stored_freelist()
+    assert want["format"] == fmt
+    assert want["errors"] == []
+    assert want["pages"] >= 1
+    assert main(["inspect", str(path), "--json", "--walk", "none"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    got = report["stored_freelist"]
+    assert got == want
+    if fmt == "log":
+        assert got["chain_runs"] >= 1
+        assert got["checkpoint_age"] == report["meta"]["txid"] - got["checkpoint_txid"] >= 0
+    assert main(["inspect", str(path), "--walk", "none"]) == 0
+    out = capsys.readouterr().out
+    assert f"stored freelist: {fmt}" in out
+    assert ("checkpoint at txid" in out) == (fmt == "log")

@@ -451,6 +451,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         with _Progress(f"{os.path.basename(args.file)}: mapping pages", pf.meta.hwm) as bar:
             scan = scan_file(pf, walk=walker is not None, progress=bar.advance)
         st = pf.stats()
+        stored = pf.stored_freelist()
     hist = scan.run_lengths
     info: dict[str, Any] = {
         "file": args.file,
@@ -458,6 +459,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         "file_size": st.file_size,
         "meta": _meta_dict(scan.meta),
         "freelist_synced": scan.synced,
+        "stored_freelist": stored,
         "free_pages": st.free,
         "pending_pages": st.pending,
         "spans": st.spans,
@@ -485,6 +487,15 @@ def _print_inspect(info: dict[str, Any]) -> None:
     print(f"{info['file']}: page size {ps}, {info['file_size']:,} bytes")
     print(f"  meta: txid {m['txid']}, root {m['root']}, high-water mark {m['hwm']:,}, ", end="")
     print(f"freelist page {m['freelist'] if m['freelist'] is not None else 'not synced'}")
+    sf = info["stored_freelist"]
+    line = f"  stored freelist: {sf['format']}, {sf['pages']:,} page(s)"
+    if "chain_runs" in sf:
+        line += (
+            f", a chain of {sf['chain_runs']} run(s), checkpoint at txid {sf['checkpoint_txid']}"
+            f" ({sf['checkpoint_age']} commit(s) ago, {_size(sf['checkpoint_bytes'])}),"
+            f" {_size(sf['log_bytes'])} of records since"
+        )
+    print(line + ("; " + "; ".join(sf["errors"]) if sf["errors"] else ""))
     print(f"  free pages {info['free_pages']:,}, pending {info['pending_pages']:,}, ", end="")
     print(f"in {info['spans']:,} runs, longest {info['largest_span']:,}")
     print("  pages: " + ", ".join(f"{k} {v:,}" for k, v in info["pages"].items()))

@@ -35,6 +35,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
 from . import check as checking
 from . import meta as metas
@@ -556,6 +557,25 @@ class PageFile:
 
     # ------------------------------------------------------------------
     # Whole-file operations.
+
+    def stored_freelist(self) -> dict[str, Any]:
+        """How the newest meta's freelist is stored on disk: ``format``
+        (``"bbolt"``, ``"log"`` or ``"none"``), ``pages`` (pages it occupies)
+        and ``errors`` (what makes it unusable; empty for a sound one), and for
+        the log also ``chain_runs`` (runs of pages in the chain),
+        ``checkpoint_txid``, ``checkpoint_age`` (commits since the checkpoint),
+        ``checkpoint_bytes`` and ``log_bytes`` (record bytes since it).
+
+        :raises ClosedError: the file is closed.
+        :raises FileIOError: the file cannot be read.
+
+        Runtime complexity: O(F) to read and verify the stored list of F ids
+        (the chain's pages for the log).
+        """
+        st = self._state
+        with st.lock:
+            st.check_open()
+            return persist.describe(st.io, st.meta)
 
     def stats(self) -> PageFileStats:
         """Page size, txid, high-water mark, free and pending pages, runs, file
