@@ -298,3 +298,19 @@ def test_replay_reports_the_free_tail(
     for spec in ("array", "hashmap:first-fit", "hashmap:best-fit"):
         assert main(["replay", str(path), "--freelist", spec]) == 0
         assert json.loads(capsys.readouterr().out)["free_tail"] == tail
+
+
+def test_import_path_specs_resolve_from_the_current_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with `python -m`: a module beside the user is found without PYTHONPATH.
+    (tmp_path / "myfl_here.py").write_text(
+        "from freelist import ArrayFreelist\n\nclass Mine(ArrayFreelist):\n    pass\n"
+    )
+    (tmp_path / "t.trace").write_text("H 10\nS 6 4\nA 2\nC\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert main(["replay", "t.trace", "--freelist", "myfl_here:Mine"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["type"] == "myfl_here:Mine"
+    assert out["free_count"] == 2

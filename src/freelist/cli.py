@@ -405,11 +405,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``freelist`` command line with ``argv`` (default: ``sys.argv[1:]``).
 
     Returns the exit code: 0 on success, 1 when a check finds problems, 2 on an
-    error (printed as one line on stderr).
+    error (printed as one line on stderr).  Import-path freelist specs
+    (``package.module:Name``) resolve from the current directory too, as with
+    ``python -m``.
 
     Runtime complexity: that of the command run.
     """
     args = _build_parser().parse_args(argv)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         code: int = args.func(args)
     except FreelistError as e:
