@@ -177,7 +177,7 @@ def measure(kind: str, fmt: str, free_pages: int, commits: int, d: Path) -> dict
                 "checkpoint_bytes": chain().checkpoint_bytes,
             }
             # On to the worst case for opening: a log as long as it gets.
-            while chain().log_bytes + 400 <= max(chain().checkpoint_bytes, PAGE - 48):
+            while chain().log_bytes + 400 <= max(chain().checkpoint_bytes // 2, PAGE - 48):
                 one_commit(pf, used, r, sync)
         out["open_log_bytes"] = chain().log_bytes
         out["open_chain_runs"] = len(chain().runs)
@@ -257,6 +257,7 @@ def main() -> None:
     ap.add_argument("--free-pages", type=int, nargs="+", default=[1_000, 100_000, 1_000_000])
     ap.add_argument("--commits", type=int, default=2000)
     ap.add_argument("--opens", type=int, default=3)
+    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--from-json", type=Path)
@@ -274,7 +275,7 @@ def main() -> None:
         for size in args.free_pages:
             with tempfile.TemporaryDirectory() as tmp:
                 d = Path(tmp)
-                got = [measure(k, f, size, args.commits, d) for k in KINDS for f in FORMATS]
+                got = [measure(k, f, size, args.commits, d) for k in args.kinds for f in FORMATS]
                 opens: dict[int, list[float]] = {i: [] for i in range(len(got))}
                 for _ in range(args.opens):  # interleaved
                     for i, g in enumerate(got):

@@ -11,7 +11,7 @@ way bbolt splits it:
 * :mod:`freelist._fileio`: descriptor, lock, map, growth, pread/pwrite/fsync
   (bbolt's ``db.go`` mmap code and ``bolt_unix.go``);
 * :mod:`freelist.meta`: read, validate, choose and write the two meta pages;
-* :mod:`freelist.persist`: the freelist's on-disk formats (the freelist page,
+* :mod:`freelist.persist`: the freelist's on-disk formats (bbolt's page, the log,
   or none), one reader/validator for open and check;
 * :mod:`freelist.tx`: :class:`~freelist.Transaction` and its commit (``tx.go``);
 * :mod:`freelist.check`: the consistency check (``tx_check.go``).
