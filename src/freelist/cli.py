@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, filetools, registry
+from . import __version__, filemap, filetools, registry
 from .errors import FreelistError, InvalidArgumentError
 from .fromfile import trace_from_file
 from .hashmap import POLICIES
@@ -303,20 +303,8 @@ def _print_table(rows: list[dict[str, Any]], title: str) -> None:
     console.print(table)
 
 
-def _pyplot() -> Any:
-    """Import matplotlib's pyplot (headless), or raise a clear error."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise FreelistError("--plot needs matplotlib: pip install 'freelist[plot]'") from e
-    return plt
-
-
 def _plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
-    plt = _pyplot()
+    plt = filemap.pyplot()
     sizes = [r["free_pages"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     markers = "osD^v<>p*hx+"
@@ -347,13 +335,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         f"{f', starting from {args.from_file}' if args.from_file else ''}"
     )
     if args.plot:
-        # fail before the long run, not after it
-        if not args.plot.lower().endswith((".png", ".svg")):
-            raise FreelistError(f"{args.plot}: --plot writes .png or .svg files")
-        folder = os.path.dirname(os.path.abspath(args.plot))
-        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise FreelistError(f"{args.plot}: cannot write the plot: no writable folder {folder}")
-        _pyplot()
+        filemap.check_plot_path(args.plot)  # fail before the long run, not after it
     rows: list[dict[str, Any]]
     try:
         from rich.console import Console

@@ -21,7 +21,17 @@ from typing import Any
 
 from .errors import FreelistError, InvalidArgumentError
 
-__all__ = ["COLOURS", "KINDS", "MAX_CELLS", "PageMap", "draw", "grid_shape", "run_buckets"]
+__all__ = [
+    "COLOURS",
+    "KINDS",
+    "MAX_CELLS",
+    "PageMap",
+    "check_plot_path",
+    "draw",
+    "grid_shape",
+    "pyplot",
+    "run_buckets",
+]
 
 #: The page kinds, in the order used for their codes (``KINDS.index(kind)``) and
 #: to break ties in :meth:`PageMap.majority`.  ``used`` is a page in use whose
@@ -226,7 +236,13 @@ def _hex_rgb(colour: str) -> tuple[float, float, float]:
     return ((v >> 16) / 255, ((v >> 8) & 255) / 255, (v & 255) / 255)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """Import matplotlib's pyplot, headless (the Agg backend).
+
+    :raises FreelistError: matplotlib is not installed (the ``plot`` extra).
+
+    Runtime complexity: O(1) after the first import.
+    """
     try:
         import matplotlib
 
@@ -251,8 +267,8 @@ def check_plot_path(path: str) -> None:
         raise FreelistError(f"{path}: --plot writes .png or .svg files")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise FreelistError(f"{path}: cannot write the picture: no writable folder {folder}")
-    _pyplot()
+        raise FreelistError(f"{path}: cannot write the plot: no writable folder {folder}")
+    pyplot()
 
 
 def draw(
@@ -273,7 +289,7 @@ def draw(
     Runtime complexity: O(cells * kinds + distinct run lengths).
     """
     check_plot_path(path)
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Patch
 
     rows, cols = grid_shape(pmap.cells)
