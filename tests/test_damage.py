@@ -100,6 +100,7 @@ PF_SOURCES = (
     ]
     + [("hashmap", "bbolt", 16384), ("array", "none", 65536)]
     + [(kind, "log", ps) for kind in ("array", "hashmap") for ps in (1024, 4096)]
+    + [("hashmap", "logsealed", 1024)]
 )
 
 #: Commits a log source takes: enough that the newest meta's chain is a
@@ -107,7 +108,12 @@ PF_SOURCES = (
 #: ``test_the_log_sources_have_chains``).
 LOG_COMMITS = 20
 
-_FMT_NAMES = {"bbolt": "sync", "none": "nosync", "log": "log"}
+#: Free pages the "logsealed" source starts with, so its checkpoint is large
+#: and the records after it fill several pages before the next one: its newest
+#: chain has sealed record runs behind the tail.
+SEALED_FREE = 800
+
+_FMT_NAMES = {"bbolt": "sync", "none": "nosync", "log": "log", "logsealed": "logsealed"}
 
 SOURCES = [f"pf-{k}-{_FMT_NAMES[f]}-{ps}" for k, f, ps in PF_SOURCES] + [
     f"bbolt-{p.name[: -len('.db.gz')]}" for p in sorted(BBOLT.glob("*.db.gz"))
@@ -119,15 +125,27 @@ def _write_pagefile_source(path: Path, kind: str, fmt: str, ps: int) -> None:
     some new leaves (a few with overflow pages), some old ones freed, a new
     branch root naming every live leaf, the old root freed.  A log source
     takes more commits, so its newest chain is a checkpoint and record runs
-    (the newest one covering a few commits)."""
+    (the newest one covering a few commits); a "logsealed" one starts with
+    ``SEALED_FREE`` free pages (and does not shrink them away)."""
     synced = fmt != "none"
-    r = random.Random(f"{kind}/{synced}/{ps}" + ("/log" if fmt == "log" else ""))
+    log = fmt.startswith("log")
+    r = random.Random(f"{kind}/{synced}/{ps}" + (f"/{fmt}" if log else ""))
     leaves: list[tuple[int, int]] = []  # (pgid, pages)
     root = root_n = 0
     with PageFile.open(
-        path, freelist=kind, page_size=ps, freelist_format=fmt, reachable=bbolt.reachable
+        path,
+        freelist=kind,
+        page_size=ps,
+        freelist_format="log" if log else fmt,
+        reachable=bbolt.reachable,
+        shrink=fmt != "logsealed",
     ) as pf:
-        for _ in range(LOG_COMMITS if fmt == "log" else 14):
+        if fmt == "logsealed":
+            with pf.update() as tx:
+                block = tx.allocate(SEALED_FREE)
+            with pf.update() as tx:
+                tx.free(block, SEALED_FREE)
+        for _ in range(LOG_COMMITS if log else 14):
             with pf.update() as tx:
                 for _ in range(r.randint(1, 5)):
                     size = r.choice([8, 8, 8, ps, 2 * ps])
@@ -653,7 +671,7 @@ ALL_KINDS = {**KINDS, **LOG_KINDS}
 
 
 def _kinds_for(source: str) -> list[str]:
-    if source.startswith("pf-") and "-log-" in source:
+    if source.startswith("pf-") and "-log" in source:
         return [k for k in ALL_KINDS if not k.startswith("fl-")]
     return list(KINDS)
 
@@ -725,6 +743,12 @@ KNOWN: dict[str, str] = {
             "pf-hashmap-log-4096/log-record/5",
             "pf-hashmap-log-4096/log-record/57",
             "pf-hashmap-log-4096/log-record/65",
+            "pf-hashmap-logsealed-1024/log-record/28",
+            "pf-hashmap-logsealed-1024/log-record/32",
+            "pf-hashmap-logsealed-1024/log-record/35",
+            "pf-hashmap-logsealed-1024/log-record/46",
+            "pf-hashmap-logsealed-1024/log-record/6",
+            "pf-hashmap-logsealed-1024/log-record/7",
         ],
         _BUG_LOG,
     ),
@@ -959,11 +983,14 @@ def test_the_log_sources_have_chains(sources: dict[str, Path]) -> None:
     # Each log source's newest meta names a chain of a checkpoint and record
     # runs, its newest run covering several commits, so the log kinds have
     # records and a checkpoint to damage.
-    names = [n for n in SOURCES if n in sources and "-log-" in n]
-    assert len(names) == 4
+    # The "logsealed" source's chain has sealed record runs behind its tail.
+    names = [n for n in SOURCES if n in sources and "-log" in n]
+    assert len(names) == 5
     for name in names:
         new = _original(sources[name]).newest()
         kinds = [run.kind for run in new.chain]
         assert kinds[-1] == freelog.CHECKPOINT, name
         assert kinds[0] == freelog.RECORDS, name
         assert len(new.chain[0].payload) // freelog.RECORD.size >= 8, name
+        if "logsealed" in name:
+            assert kinds.count(freelog.RECORDS) >= 3, name
