@@ -1,25 +1,31 @@
 """A seeded file-damage campaign against PageFile and bbolt's tree walk.
 
 Sources: files written by :class:`PageFile` (both freelists, synced and not,
-several page sizes; each commit writes a bbolt-shaped tree: leaf pages under a
-branch root, copied on write) and the real bbolt files in tests/data/bbolt.
+several page sizes, and in the freelist log format at 1 and 4 KiB; each commit
+writes a bbolt-shaped tree: leaf pages under a branch root, copied on write)
+and the real bbolt files in tests/data/bbolt.
 
 Each case copies one source, damages it (``KINDS``: random byte flips, one
 meta field set to an edge value with or without a fixed checksum, the freelist
 page's header and ids, tree page headers and elements, truncation, crafted
 freelists that list live pages, the root, meta pages, repeats or unsorted
-ids), then opens it (plain, and with ``reachable=bbolt.reachable``), checks it
-with and without the walk, and runs a few write transactions.  It asserts:
+ids; on the log sources, ``LOG_KINDS`` instead of the freelist-page kinds:
+flips in a record run or the checkpoint, log header fields, crafted records
+freeing a page in use, a cut or misdirected chain, each with the run's checksum
+recomputed or not), then opens it (plain, and with ``reachable=bbolt.reachable``),
+checks it with and without the walk, and runs a few write transactions (a log
+source writes the log; the walk's writes convert half of them to bbolt's
+page).  It asserts:
 
 * only :class:`~freelist.FreelistError` subclasses escape;
 * nothing hangs: a watchdog (SIGALRM) fails a case that runs past
   ``CASE_SECONDS``; it bounds hangs, it does not measure speed;
 * no page the chosen meta's state uses is handed out: the live set of each
   meta of the *undamaged* file (its tree pages by bbolt's walk, its freelist
-  pages, the metas) is computed before the damage; the state the damaged file
-  opened at is found by its meta's root and freelist ids, and every
-  ``allocate()`` result is checked against its live set and against the pages
-  the case allocated itself and has not freed.
+  pages or every page of its log chain, the metas) is computed before the
+  damage; the state the damaged file opened at is found by its meta's root
+  and freelist ids, and every ``allocate()`` result is checked against its
+  live set and against the pages the case allocated itself and has not freed.
 
 Every case has a fixed seed and an id ``source/kind/seed``: a failure replays
 with ``pytest tests/test_damage.py -k 'source/kind/seed'``.  The normal run
@@ -38,17 +44,22 @@ import os
 import random
 import shutil
 import struct
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from freelist import FreelistError, PageFile, bbolt, pagefile
+from freelist import FreelistError, PageFile, bbolt, freelog, pagefile, persist
+from freelist._fileio import FileIO
+from freelist.errors import CorruptPageError
 from freelist.layout import (
     BRANCH_PAGE,
+    FREELIST_LOG_PAGE,
     FREELIST_PAGE,
     LEAF_PAGE,
+    LOG_VERSION,
     NO_FREELIST,
     Meta,
     PageHeader,
@@ -70,37 +81,71 @@ CASE_SECONDS = 10.0
 def _seeds() -> int:
     env = os.environ.get("FREELIST_DAMAGE_CASES")
     if env:
-        return max(1, int(env) // (len(SOURCES) * len(KINDS)))
+        pairs = sum(len(_kinds_for(source)) for source in SOURCES)
+        return max(1, int(env) // pairs)
     return THOROUGH if PROFILE == "thorough" else SLICE
 
 
 # ---------------------------------------------------------------------------
 # Sources.
 
-#: PageFile-written sources: (freelist, synced, page size).
-PF_SOURCES = [
-    (kind, synced, ps)
-    for kind in ("array", "hashmap")
-    for synced in (True, False)
-    for ps in (1024, 4096)
-] + [("hashmap", True, 16384), ("array", False, 65536)]
+#: PageFile-written sources: (freelist, freelist format, page size); format
+#: "none" is an unsynced freelist.
+PF_SOURCES = (
+    [
+        (kind, fmt, ps)
+        for kind in ("array", "hashmap")
+        for fmt in ("bbolt", "none")
+        for ps in (1024, 4096)
+    ]
+    + [("hashmap", "bbolt", 16384), ("array", "none", 65536)]
+    + [(kind, "log", ps) for kind in ("array", "hashmap") for ps in (1024, 4096)]
+    + [("hashmap", "logsealed", 1024)]
+)
 
-SOURCES = [f"pf-{k}-{'sync' if s else 'nosync'}-{ps}" for k, s, ps in PF_SOURCES] + [
+#: Commits a log source takes: enough that the newest meta's chain is a
+#: checkpoint and a record run covering several commits (see
+#: ``test_the_log_sources_have_chains``).
+LOG_COMMITS = 20
+
+#: Free pages the "logsealed" source starts with, so its checkpoint is large
+#: and the records after it fill several pages before the next one: its newest
+#: chain has sealed record runs behind the tail.
+SEALED_FREE = 800
+
+_FMT_NAMES = {"bbolt": "sync", "none": "nosync", "log": "log", "logsealed": "logsealed"}
+
+SOURCES = [f"pf-{k}-{_FMT_NAMES[f]}-{ps}" for k, f, ps in PF_SOURCES] + [
     f"bbolt-{p.name[: -len('.db.gz')]}" for p in sorted(BBOLT.glob("*.db.gz"))
 ]
 
 
-def _write_pagefile_source(path: Path, kind: str, synced: bool, ps: int) -> None:
+def _write_pagefile_source(path: Path, kind: str, fmt: str, ps: int) -> None:
     """A PageFile file whose commits each copy a bbolt-shaped tree on write:
     some new leaves (a few with overflow pages), some old ones freed, a new
-    branch root naming every live leaf, the old root freed."""
-    r = random.Random(f"{kind}/{synced}/{ps}")
+    branch root naming every live leaf, the old root freed.  A log source
+    takes more commits, so its newest chain is a checkpoint and record runs
+    (the newest one covering a few commits); a "logsealed" one starts with
+    ``SEALED_FREE`` free pages (and does not shrink them away)."""
+    synced = fmt != "none"
+    log = fmt.startswith("log")
+    r = random.Random(f"{kind}/{synced}/{ps}" + (f"/{fmt}" if log else ""))
     leaves: list[tuple[int, int]] = []  # (pgid, pages)
     root = root_n = 0
     with PageFile.open(
-        path, freelist=kind, page_size=ps, sync_freelist=synced, reachable=bbolt.reachable
+        path,
+        freelist=kind,
+        page_size=ps,
+        freelist_format="log" if log else fmt,
+        reachable=bbolt.reachable,
+        shrink=fmt != "logsealed",
     ) as pf:
-        for _ in range(14):
+        if fmt == "logsealed":
+            with pf.update() as tx:
+                block = tx.allocate(SEALED_FREE)
+            with pf.update() as tx:
+                tx.free(block, SEALED_FREE)
+        for _ in range(LOG_COMMITS if log else 14):
             with pf.update() as tx:
                 for _ in range(r.randint(1, 5)):
                     size = r.choice([8, 8, 8, ps, 2 * ps])
@@ -139,9 +184,9 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every source file, written once for the module."""
     folder = tmp_path_factory.mktemp("damage-sources")
     out: dict[str, Path] = {}
-    for (kind, synced, ps), name in zip(PF_SOURCES, SOURCES, strict=False):
+    for (kind, fmt, ps), name in zip(PF_SOURCES, SOURCES, strict=False):
         path = folder / f"{name}.db"
-        _write_pagefile_source(path, kind, synced, ps)
+        _write_pagefile_source(path, kind, fmt, ps)
         out[name] = path
     for gz in sorted(BBOLT.glob("*.db.gz")):
         name = f"bbolt-{gz.name[: -len('.db.gz')]}"
@@ -163,7 +208,8 @@ class State:
     live: set[int]
     tree: list[int]  # tree page ids (first pages), in walk order
     tree_pages: set[int]  # every tree page with its overflow pages
-    fl_ids: list[int]  # the ids on its freelist page (empty when not synced)
+    fl_ids: list[int]  # the ids on its freelist page or its log's replay (empty when not synced)
+    chain: list[freelog.LogRun]  # a log meta's chain, the newest run first (else empty)
 
 
 @dataclass
@@ -194,12 +240,54 @@ def _original(path: Path) -> Original:
                 tree.append(p)
         live = {0, 1} | tree_pages
         ids: list[int] = []
-        if meta.freelist != NO_FREELIST:
+        chain: list[freelog.LogRun] = []
+        if meta.version == LOG_VERSION:
+            # The chain's pages, and the ids it replays to, by the library's
+            # reader on the undamaged file (the chain's checksums are what the
+            # campaign damages; their reading is tested in test_freelist_log).
+            stored = _read_log(path, meta)
+            assert not stored.errors, stored.errors
+            chain = _chain(data, ps, meta)
+            assert sorted((c.pgid, c.pages) for c in chain) == stored.owned
+            for start, n in stored.owned:
+                live.update(range(start, start + n))
+            ids = list(stored.ids or [])
+        elif meta.freelist != NO_FREELIST:
             head = PageHeader.unpack(data, meta.freelist * ps)
             live.update(range(meta.freelist, meta.freelist + 1 + head.overflow))
             ids = unpack_freelist_ids(data, meta.freelist * ps, len(data)).tolist()
-        states.append(State(meta, live, tree, tree_pages, ids))
+        states.append(State(meta, live, tree, tree_pages, ids, chain))
     return Original(data, ps, states)
+
+
+def _read_log(path: Path, meta: Meta) -> persist.Stored:
+    """What the library's log reader finds for ``meta`` in the file at ``path``."""
+    io = FileIO(str(path), readonly=True, create=False)
+    try:
+        io.map(io.size())
+        return persist.reading(meta).read(io, meta)
+    finally:
+        io.close()
+
+
+def _chain(data: bytes, ps: int, meta: Meta) -> list[freelog.LogRun]:
+    """The runs of the log chain ``meta`` names in ``data`` that verify, the
+    newest first, down to the checkpoint or the first run that does not
+    verify (a damaged page, a stale one, one outside the file)."""
+    runs: list[freelog.LogRun] = []
+    pgid, newest = meta.freelist, meta.txid
+    while 2 <= pgid < meta.hwm:
+        try:
+            run = freelog.unpack_run(data, pgid, ps, meta.hwm)
+        except CorruptPageError:
+            break
+        if run.txid > newest:
+            break
+        runs.append(run)
+        if run.kind == freelog.CHECKPOINT:
+            break
+        pgid, newest = run.prev, run.txid - 1
+    return runs
 
 
 # ---------------------------------------------------------------------------
@@ -394,6 +482,170 @@ def damage_truncate(o: Original, r: random.Random, buf: bytearray) -> str:
     return f"truncated to {len(buf)} bytes"
 
 
+def _log_runs(o: Original) -> list[freelog.LogRun]:
+    """The newest meta's chain, and the older meta's runs not in it."""
+    runs = list(o.newest().chain)
+    seen = {run.pgid for run in runs}
+    for s in o.states:
+        for run in s.chain:
+            if run.pgid not in seen:
+                seen.add(run.pgid)
+                runs.append(run)
+    return runs
+
+
+def _recrc(buf: bytearray, ps: int, pgid: int) -> None:
+    """Recompute the checksum of the log run at ``pgid`` as its header says
+    it is now (its length clipped to its pages)."""
+    off = pgid * ps
+    head = PageHeader.unpack(buf, off)
+    kind, _crc, prev, txid, length = struct.unpack_from("<IIQQQ", buf, off + 16)
+    end = min(off + freelog.HEADER_SIZE + length, off + (head.overflow + 1) * ps, len(buf))
+    body = struct.pack("<IIQQQ", kind, 0, prev, txid, length)
+    crc = zlib.crc32(bytes(buf[off : off + 16]))
+    crc = zlib.crc32(bytes(buf[off + freelog.HEADER_SIZE : end]), zlib.crc32(body, crc))
+    _put(buf, off + 20, "<I", crc)
+
+
+def damage_log_flip(o: Original, r: random.Random, buf: bytearray) -> str:
+    """Byte flips in a record run or the checkpoint: the header, the log
+    header, or the payload (the checksum fixed up afterwards, sometimes)."""
+    runs = _log_runs(o)
+    run = r.choice(runs[:1] * 2 + runs)
+    base = run.pgid * o.ps
+    span = freelog.HEADER_SIZE + len(run.payload)
+    done = []
+    for _ in range(r.randint(1, 3)):
+        off = base + (r.randrange(freelog.HEADER_SIZE) if r.random() < 0.4 else r.randrange(span))
+        if off < len(buf):
+            buf[off] ^= 1 << r.randrange(8) if r.random() < 0.7 else r.randrange(1, 256)
+            done.append(off - base)
+    fixed = r.random() < 0.3
+    if fixed:
+        _recrc(buf, o.ps, run.pgid)
+    kind = "checkpoint" if run.kind == freelog.CHECKPOINT else "record run"
+    return f"{kind} {run.pgid}: flipped bytes at {done}{' (checksum fixed)' if fixed else ''}"
+
+
+def damage_log_header(o: Original, r: random.Random, buf: bytearray) -> str:
+    """A log run's page header or log header field set to an edge value."""
+    run = r.choice(_log_runs(o))
+    name, rel, fmt = r.choice(
+        [
+            ("id", 0, "<Q"),
+            ("flags", 8, "<H"),
+            ("overflow", 12, "<I"),
+            ("kind", 16, "<I"),
+            ("txid", 32, "<Q"),
+            ("length", 40, "<Q"),
+        ]
+    )
+    value = r.choice(
+        [*_edge_values(o, r), FREELIST_PAGE, FREELIST_LOG_PAGE, run.txid + 1, len(run.payload) + 8]
+    )
+    _put(buf, run.pgid * o.ps + rel, fmt, value)
+    fixed = r.random() < 0.5
+    if fixed:
+        _recrc(buf, o.ps, run.pgid)
+    return f"log run {run.pgid} {name} = {value}{' (checksum fixed)' if fixed else ''}"
+
+
+def damage_log_record(o: Original, r: random.Random, buf: bytearray) -> str:
+    """A crafted record (or checkpoint id) freeing a page the state uses: a
+    tree page, the root, a meta, a page of the chain, or one past the
+    high-water mark; its checksum recomputed or not."""
+    new = o.newest()
+    chain_pages = sorted(new.live - new.tree_pages - {0, 1})
+    what = r.choice(["live", "live", "root", "meta", "own", "past", "zero-n"])
+    tree_only = sorted(new.tree_pages - {new.meta.root})
+    if what == "live" and tree_only:
+        page_id = r.choice(tree_only)
+    elif what == "root" and new.meta.root:
+        page_id = new.meta.root
+    elif what == "meta":
+        page_id = r.choice([0, 1])
+    elif what == "own":
+        page_id = r.choice(chain_pages)
+    elif what == "past":
+        page_id = new.meta.hwm + r.randrange(3)
+    else:
+        what, page_id = "zero-n", r.choice(tree_only or chain_pages)
+    n = 0 if what == "zero-n" else 1
+    fixed = r.random() < 0.6
+    records = [run for run in new.chain if run.kind == freelog.RECORDS]
+    if records:
+        run = records[0] if r.random() < 0.7 else r.choice(records)
+        off = run.pgid * o.ps
+        count = len(run.payload) // freelog.RECORD.size
+        if r.random() < 0.5 and freelog.HEADER_SIZE + len(run.payload) + 16 <= run.pages * o.ps:
+            at = count  # appended: the run's length grows by one record
+            _put(buf, off + 40, "<Q", len(run.payload) + freelog.RECORD.size)
+        else:
+            at = r.randrange(count)
+        rec = off + freelog.HEADER_SIZE + at * freelog.RECORD.size
+        _put(buf, rec, "<Q", page_id)
+        _put(buf, rec + 8, "<Q", n << 1 | freelog.FREE)
+        where = f"record run {run.pgid} record #{at}"
+    else:
+        run = new.chain[-1]
+        off = run.pgid * o.ps
+        ids = _u64s(run.payload)
+        if not ids:
+            return damage_log_flip(o, r, buf)
+        ids[r.randrange(len(ids))] = page_id
+        if r.random() < 0.7:
+            ids.sort()
+        for k, v in enumerate(ids):
+            _put(buf, off + freelog.HEADER_SIZE + 8 * k, "<Q", v)
+        where = f"checkpoint {run.pgid}"
+    if fixed:
+        _recrc(buf, o.ps, run.pgid)
+    return f"{where} frees {what} page {page_id}+{n}{' (checksum fixed)' if fixed else ''}"
+
+
+def _u64s(payload: bytes) -> list[int]:
+    return list(struct.unpack(f"<{len(payload) // 8}Q", payload))
+
+
+def damage_log_chain(o: Original, r: random.Random, buf: bytearray) -> str:
+    """The chain cut or misdirected: a ``prev`` of 0 (truncated), to a live
+    page (a tree page, the root, a meta, the run itself, a newer run), the
+    checkpoint zeroed, or the file cut inside the chain."""
+    runs = _log_runs(o)
+    new = o.newest()
+    records = [run for run in runs if run.kind == freelog.RECORDS]
+    what = r.choice(["prev-0", "prev-live", "prev-live", "zero-ckpt", "cut"])
+    if what in ("prev-0", "prev-live") and records:
+        run = r.choice(records)
+        if what == "prev-0":
+            value = 0
+        else:
+            value = r.choice(
+                [
+                    *(new.tree[:8] or [2]),
+                    new.meta.root or 2,
+                    0,
+                    1,
+                    run.pgid,
+                    new.meta.freelist,
+                    new.meta.hwm,
+                ]
+            )
+        _put(buf, run.pgid * o.ps + 24, "<Q", value)
+        fixed = r.random() < 0.6
+        if fixed:
+            _recrc(buf, o.ps, run.pgid)
+        return f"record run {run.pgid} prev = {value}{' (checksum fixed)' if fixed else ''}"
+    if what == "cut":
+        run = r.choice(runs)
+        length = run.pgid * o.ps + r.choice([0, 16, freelog.HEADER_SIZE, o.ps // 2])
+        del buf[length:]
+        return f"truncated to {len(buf)} bytes, inside log run {run.pgid}"
+    ckpt = next(run for run in reversed(runs) if run.kind == freelog.CHECKPOINT)
+    buf[ckpt.pgid * o.ps : (ckpt.pgid + ckpt.pages) * o.ps] = bytes(ckpt.pages * o.ps)
+    return f"checkpoint {ckpt.pgid} zeroed"
+
+
 DamageFn = Callable[[Original, random.Random, bytearray], str]
 
 KINDS: dict[str, DamageFn] = {
@@ -406,6 +658,24 @@ KINDS: dict[str, DamageFn] = {
     "truncate": damage_truncate,
 }
 
+#: Damage aimed at the freelist log, run on the log sources only (the
+#: freelist-page kinds above do not apply to them and are left out).
+LOG_KINDS: dict[str, DamageFn] = {
+    "log-flip": damage_log_flip,
+    "log-header": damage_log_header,
+    "log-record": damage_log_record,
+    "log-chain": damage_log_chain,
+}
+
+ALL_KINDS = {**KINDS, **LOG_KINDS}
+
+
+def _kinds_for(source: str) -> list[str]:
+    if source.startswith("pf-") and "-log" in source:
+        return [k for k in ALL_KINDS if not k.startswith("fl-")]
+    return list(KINDS)
+
+
 # ---------------------------------------------------------------------------
 # Known PageFile failures (issue 7), by case id, with the bug they hit.  Filled
 # from the campaign's own findings: see the module docstring.
@@ -417,7 +687,71 @@ KINDS: dict[str, DamageFn] = {
 #: ``reachable=`` repairs it, and the log format's checksums catch it.
 _BUG2 = "a sound-looking freelist page listing a live non-root page: undetectable without a walk"
 
+#: The same class in the log: a record run (or checkpoint) whose checksum was
+#: recomputed after a record was changed to free a page the tree uses, or to
+#: drop the record that took one.  Its checksum, header, order and ranges are
+#: sound, so only a walk can tell; ``check(walk)`` reports it.
+_BUG_LOG = "a crafted log record with its checksum recomputed freeing a live page: needs a walk"
+
 KNOWN: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "pf-array-log-1024/log-record/12",
+            "pf-array-log-1024/log-record/17",
+            "pf-array-log-1024/log-record/18",
+            "pf-array-log-1024/log-record/19",
+            "pf-array-log-1024/log-record/23",
+            "pf-array-log-1024/log-record/26",
+            "pf-array-log-1024/log-record/32",
+            "pf-array-log-1024/log-record/36",
+            "pf-array-log-1024/log-record/40",
+            "pf-array-log-1024/log-record/44",
+            "pf-array-log-1024/log-record/45",
+            "pf-array-log-1024/log-record/49",
+            "pf-array-log-1024/log-record/5",
+            "pf-array-log-1024/log-record/52",
+            "pf-array-log-1024/log-record/55",
+            "pf-array-log-1024/log-record/57",
+            "pf-array-log-1024/log-record/63",
+            "pf-array-log-4096/log-record/1",
+            "pf-array-log-4096/log-record/25",
+            "pf-array-log-4096/log-record/32",
+            "pf-array-log-4096/log-record/34",
+            "pf-array-log-4096/log-record/4",
+            "pf-array-log-4096/log-record/55",
+            "pf-array-log-4096/log-record/58",
+            "pf-array-log-4096/log-record/61",
+            "pf-array-log-4096/log-record/68",
+            "pf-array-log-4096/log-record/7",
+            "pf-hashmap-log-1024/log-record/1",
+            "pf-hashmap-log-1024/log-record/15",
+            "pf-hashmap-log-1024/log-record/2",
+            "pf-hashmap-log-1024/log-record/21",
+            "pf-hashmap-log-1024/log-record/25",
+            "pf-hashmap-log-1024/log-record/28",
+            "pf-hashmap-log-1024/log-record/32",
+            "pf-hashmap-log-1024/log-record/37",
+            "pf-hashmap-log-1024/log-record/47",
+            "pf-hashmap-log-1024/log-record/5",
+            "pf-hashmap-log-1024/log-record/51",
+            "pf-hashmap-log-1024/log-record/58",
+            "pf-hashmap-log-1024/log-record/67",
+            "pf-hashmap-log-4096/log-record/20",
+            "pf-hashmap-log-4096/log-record/24",
+            "pf-hashmap-log-4096/log-record/34",
+            "pf-hashmap-log-4096/log-record/44",
+            "pf-hashmap-log-4096/log-record/5",
+            "pf-hashmap-log-4096/log-record/57",
+            "pf-hashmap-log-4096/log-record/65",
+            "pf-hashmap-logsealed-1024/log-record/28",
+            "pf-hashmap-logsealed-1024/log-record/32",
+            "pf-hashmap-logsealed-1024/log-record/35",
+            "pf-hashmap-logsealed-1024/log-record/46",
+            "pf-hashmap-logsealed-1024/log-record/6",
+            "pf-hashmap-logsealed-1024/log-record/7",
+        ],
+        _BUG_LOG,
+    ),
     **dict.fromkeys(
         [
             "bbolt-synced-hashmap-nested/fl-ids/45",
@@ -458,7 +792,7 @@ KNOWN: dict[str, str] = {
 
 def _case_ids() -> Iterator[object]:
     for source in SOURCES:
-        for kind in KINDS:
+        for kind in _kinds_for(source):
             for seed in range(_seeds()):
                 cid = f"{source}/{kind}/{seed}"
                 marks = []
@@ -485,8 +819,16 @@ def _state_of(o: Original, meta: Meta) -> State | None:
 
 
 def _freelist_run(pf: PageFile) -> set[int]:
-    """The pages of the freelist page the file's meta names now (none when not synced)."""
+    """The pages of the freelist page the file's meta names now (none when not
+    synced); for a log meta, the pages of its chain's runs that verify."""
     fl = pf.meta.freelist
+    if pf.meta.version == LOG_VERSION:
+        meta = pf.meta
+        runs = _chain(Path(pf.path).read_bytes(), meta.page_size, meta)
+        out = {p for run in runs for p in range(run.pgid, run.pgid + run.pages)}
+        if not runs and 2 <= fl < meta.hwm:
+            out.add(fl)  # a damaged newest run: as a damaged freelist page
+        return out
     if fl == NO_FREELIST:
         return set()
     with pf.view() as tx:
@@ -569,7 +911,12 @@ def _run_case(path: Path, o: Original, r: random.Random) -> list[str]:
     """Open, check and write the damaged file every way; return what was refused."""
     refused: list[str] = []
     kind = r.choice(["array", "hashmap"])
-    for walker in (None, bbolt.reachable):
+    log = o.newest().meta.version == LOG_VERSION
+    # A log file keeps its format; the walk's writes convert half of them to
+    # bbolt's page (the plain open refuses most damaged chains, so the walk's
+    # open is the one that sees the damage).
+    formats = ["log", r.choice(["log", "bbolt"])] if log else [None, None]
+    for walker, fmt in zip((None, bbolt.reachable), formats, strict=True):
         how = "walk" if walker else "plain"
         try:
             with PageFile.open(path, readonly=True, freelist=kind, reachable=walker) as pf:
@@ -585,7 +932,7 @@ def _run_case(path: Path, o: Original, r: random.Random) -> list[str]:
         except FreelistError as e:
             refused.append(f"{how} open: {type(e).__name__}")
         try:
-            with PageFile.open(path, freelist=kind, reachable=walker) as pf:
+            with PageFile.open(path, freelist=kind, reachable=walker, freelist_format=fmt) as pf:
                 _transactions(pf, o, r)
         except FreelistError as e:
             refused.append(f"{how} write: {type(e).__name__}")
@@ -599,7 +946,7 @@ def test_damaged_file(
     o = _ORIGINALS.get(source) or _ORIGINALS.setdefault(source, _original(sources[source]))
     r = random.Random(f"{source}/{kind}/{seed}")
     buf = bytearray(o.data)
-    what = KINDS[kind](o, r, buf)
+    what = ALL_KINDS[kind](o, r, buf)
     path = tmp_path / "damaged.db"
     path.write_bytes(bytes(buf))
     with watchdog(CASE_SECONDS, f"{source}/{kind}/{seed} ({what})"):
@@ -630,3 +977,20 @@ def test_the_undamaged_sources_are_sound(sources: dict[str, Path], tmp_path: Pat
             assert refused == ["plain open: ReachabilityError", "plain write: ReachabilityError"]
         else:
             assert refused == [], name
+
+
+def test_the_log_sources_have_chains(sources: dict[str, Path]) -> None:
+    # Each log source's newest meta names a chain of a checkpoint and record
+    # runs, its newest run covering several commits, so the log kinds have
+    # records and a checkpoint to damage.
+    # The "logsealed" source's chain has sealed record runs behind its tail.
+    names = [n for n in SOURCES if n in sources and "-log" in n]
+    assert len(names) == 5
+    for name in names:
+        new = _original(sources[name]).newest()
+        kinds = [run.kind for run in new.chain]
+        assert kinds[-1] == freelog.CHECKPOINT, name
+        assert kinds[0] == freelog.RECORDS, name
+        assert len(new.chain[0].payload) // freelog.RECORD.size >= 8, name
+        if "logsealed" in name:
+            assert kinds.count(freelog.RECORDS) >= 3, name
