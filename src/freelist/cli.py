@@ -388,14 +388,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit code: 0 on success, 1 when a check finds problems, 2 on an
     error (printed as one line on stderr).  Import-path freelist specs
-    (``package.module:Name``) resolve from the current directory too, as with
-    ``python -m``.
+    (``package.module:Name``) resolve from the current directory too, searched
+    after the installed packages.
 
     Runtime complexity: that of the command run.
     """
     args = _build_parser().parse_args(argv)
     if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())  # last: never shadows an installed module
     try:
         code: int = args.func(args)
     except FreelistError as e:
