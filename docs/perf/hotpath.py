@@ -1,7 +1,7 @@
 """The hot path against a baseline commit, side by side in one run.
 
-Extracts ``src/freelist`` at a git revision (default: the tag
-``hotpath-base``) into a temporary folder, imports it as the package
+Extracts ``src/freelist`` at a git revision (default: c035ee1, the commit
+before the hot-path work) into a temporary folder, imports it as the package
 ``freelist_base``, and measures it against the working tree's ``freelist``,
 interleaved (baseline, new, baseline, new...), printing medians and the ratio
 new / baseline:
@@ -15,7 +15,7 @@ new / baseline:
 
 Run from the repository root::
 
-    python docs/perf/hotpath.py [--base hotpath-base] [--repeat 7] [--sizes ...]
+    python docs/perf/hotpath.py [--base REV] [--repeat 7] [--sizes ...]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def cycle_ns(fl: Any, rounds: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="hotpath-base", help="baseline git revision")
+    ap.add_argument("--base", default="c035ee1", help="baseline git revision (default c035ee1)")
     ap.add_argument("--repeat", type=int, default=7, help="interleaved runs per cell")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10**3, 10**4, 10**5, 10**6])
     ap.add_argument("--cycles", type=int, default=20000, help="cycles per cycle measurement")
