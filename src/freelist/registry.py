@@ -82,18 +82,23 @@ class FreelistSpec:
         return fl
 
 
-def _hashmap(policy: str) -> Factory:
+def _array(_policy: str | None) -> Factory:
+    return ArrayFreelist
+
+
+def _hashmap(policy: str | None) -> Factory:
     def build(ids: list[int]) -> Freelist:
         return HashmapFreelist(ids, policy=policy)  # type: ignore[arg-type]
 
     return build
 
 
-#: Registered names: name -> (policies, default policy). A name with no
-#: policies takes none.
-_BUILTIN: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "array": ((), None),
-    "hashmap": (POLICIES, "best-fit"),
+#: Registered names: name -> (policies, default policy, builder). The builder
+#: takes the chosen policy (None for a name with no policies) and returns the
+#: factory.
+_BUILTIN: dict[str, tuple[tuple[str, ...], str | None, Callable[[str | None], Factory]]] = {
+    "array": ((), None, _array),
+    "hashmap": (POLICIES, "best-fit", _hashmap),
 }
 
 
@@ -104,7 +109,7 @@ def builtin_specs() -> list[str]:
     Runtime complexity: O(number of classes and policies).
     """
     out: list[str] = []
-    for name, (policies, _) in _BUILTIN.items():
+    for name, (policies, _, _build) in _BUILTIN.items():
         out.extend([f"{name}:{p}" for p in policies] or [name])
     return out
 
@@ -151,20 +156,17 @@ def resolve(spec: str, *, policy: str | None = None) -> FreelistSpec:
     text = spec.strip()
     name, sep, rest = text.partition(":")
     if name in _BUILTIN:
-        policies, default = _BUILTIN[name]
-        chosen = rest if sep else policy
+        policies, default, build = _BUILTIN[name]
         if not policies:
             if sep:
-                raise InvalidArgumentError(
-                    f"freelist {spec!r}: {name!r} takes no policy (it is first fit)"
-                )
-            return FreelistSpec(name, name, None, ArrayFreelist)
-        chosen = chosen or default
+                raise InvalidArgumentError(f"freelist {spec!r}: {name!r} takes no policy")
+            return FreelistSpec(name, name, None, build(None))
+        chosen = (rest if sep else policy) or default
         if chosen not in policies:
             raise InvalidArgumentError(
                 f"freelist {spec!r}: policy must be one of {', '.join(policies)}, got {chosen!r}"
             )
-        return FreelistSpec(f"{name}:{chosen}", name, chosen, _hashmap(chosen))
+        return FreelistSpec(f"{name}:{chosen}", name, chosen, build(chosen))
     if not sep:
         known = ", ".join(builtin_specs())
         raise InvalidArgumentError(
