@@ -32,9 +32,12 @@ with ``pytest tests/test_damage.py -k 'source/kind/seed'``.  The normal run
 takes ``SLICE`` seeds a (source, kind) pair; the ``thorough`` Hypothesis
 profile takes ``THOROUGH``, and ``FREELIST_DAMAGE_CASES=N`` takes N.
 
-Cases that fail on PageFile bugs already known (issue 7) are listed in
-``KNOWN`` with the bug they hit, and run as strict xfails: when PageFile is
-fixed they pass, and the strict xfail reports it so the entry can go.
+``KNOWN`` lists, as strict xfails, the cases of the one class no check
+without a walk can see: a stored freelist (a freelist page, or a log record
+with its checksum recomputed) that is sound in itself but lists a page the
+tree uses.  bbolt trusts such a list too; ``check(walk)`` reports it and a
+rebuild from ``reachable=`` repairs it.  A case that starts passing is
+reported by its strict xfail, so the entry can go.
 """
 
 from __future__ import annotations
@@ -677,8 +680,8 @@ def _kinds_for(source: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
-# Known PageFile failures (issue 7), by case id, with the bug they hit.  Filled
-# from the campaign's own findings: see the module docstring.
+# Cases of the "needs a walk" class, by case id, with the reason.  Filled from
+# the campaign's own findings: see the module docstring.
 
 #: What no check without a walk can see: a freelist page that is sound in
 #: itself (sorted ids inside the file, not the root, not a meta or its own

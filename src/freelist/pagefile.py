@@ -272,7 +272,8 @@ class PageFile:
         never shrinks.
 
         A damaged freelist page (ids unsorted, repeated, outside the file, or
-        naming a page in use: its own pages, the root) is refused; so is a
+        naming a page in use: its own pages, the root; a header claiming more
+        pages than a writer reserves for its ids) is refused; so is a
         damaged log chain (a page failing its checksum, a chain cut short, a
         record past the high-water mark), after falling back to the other
         meta when that one's freelist reads back sound.  The repair
