@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,20 @@ PS = 1024
 SPECS = list(registry.builtin_specs())
 
 Runs = list[tuple[int, int]]
+
+
+@pytest.fixture(params=["page-map", "dict"], autouse=True)
+def replay_onto(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs with both ways an open replays the records: onto a
+    page map (a byte per page; what files of up to 2**20 pages use, so every
+    file here) and onto a dictionary of the pages the records name (big files
+    with few free pages)."""
+    if request.param == "page-map":
+        yield request.param
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(persist, "_use_page_map", lambda _hwm, _bytes: False)
+        yield request.param
 
 
 def churn(pf: PageFile, live: Runs, commits: int, seed: int) -> list[int]:
@@ -384,7 +398,7 @@ def test_replay_matches_a_plain_replay(
     gives what replaying every record in order does."""
     payload = b"".join(freelog.RECORD.pack(s, n << 1 | op) for s, n, op in records)
     state: dict[int, int] = {}
-    assert persist._replay(payload, state, 64) == ""
+    assert persist._replay(payload, state, 64) == -1
     want: dict[int, int] = {}
     for s, n, op in records:
         for p in range(s, s + n):
@@ -396,10 +410,32 @@ def test_replay_matches_a_plain_replay(
     )
     if state:
         assert persist._apply(array("Q", ids), state) == expect
+    pm = persist.PageMap(64)
+    pm.load(ids)
+    assert pm.replay(payload) == -1
+    assert list(pm) == expect
+    assert len(pm) == len(expect)
+    assert all((p in pm) == (p in expect) for p in range(-1, 66))
+    for s, n, _ in records:
+        assert pm.first_in(s, n) == next((p for p in expect if s <= p < s + n), -1)
 
 
 def test_replay_refuses_a_record_past_the_high_water_mark() -> None:
-    payload = freelog.encode_records([(5, 1), (60, 5)], freelog.FREE)
-    assert "record 1 names pages 60+5" in persist._replay(payload, {}, 64)
-    payload = freelog.encode_records([(64, 1)], freelog.TAKE)
-    assert "record 0 names pages 64+1" in persist._replay(payload, {}, 64)
+    state: dict[int, int] = {}
+    for replay in (
+        lambda payload: persist._replay(payload, state, 64),
+        persist.PageMap(64).replay,
+    ):
+        payload = freelog.encode_records([(5, 1), (60, 5)], freelog.FREE)
+        assert replay(payload) == 1
+        payload = freelog.encode_records([(64, 1)], freelog.TAKE)
+        assert replay(payload) == 0
+        payload = freelog.encode_records([(7, 2), (3, 1), (1, 1)], freelog.TAKE)
+        assert replay(payload) == 2
+        payload = freelog.RECORD.pack(9, 0 << 1 | 1)  # a record of no pages
+        assert replay(payload) == 0
+    assert state == {}  # a bad record leaves the state as it was
+    pm = persist.PageMap(64)
+    pm.load([10, 11])
+    assert pm.replay(freelog.encode_records([(10, 1), (70, 1)], freelog.TAKE)) == 1
+    assert list(pm) == [10, 11]

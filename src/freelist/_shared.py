@@ -30,7 +30,7 @@ from __future__ import annotations
 import operator
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from .errors import (
@@ -123,17 +123,23 @@ def runs_of(ids: Iterable[int]) -> list[tuple[int, int]]:
 
     Runtime complexity: O(F).
     """
-    out: list[tuple[int, int]] = []
+    return list(iter_runs(ids))
+
+
+def iter_runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """:func:`runs_of`, one run at a time (no list of them is kept).
+
+    Runtime complexity: O(F).
+    """
     start = prev = -2
     for x in ids:
         if x != prev + 1:
             if prev >= 0:
-                out.append((start, prev - start + 1))
+                yield start, prev - start + 1
             start = x
         prev = x
     if prev >= 0:
-        out.append((start, prev - start + 1))
-    return out
+        yield start, prev - start + 1
 
 
 class SharedFreelist:
@@ -179,7 +185,8 @@ class SharedFreelist:
     # ------------------------------------------------------------------
     # Storage hooks (implemented by the subclasses).
 
-    def _init_storage(self, ids: list[int]) -> None:
+    def _init_storage(self, ids: Iterable[int]) -> None:
+        # ``ids``: sorted, unique, valid, iterated once.
         raise NotImplementedError
 
     def _take(self, n: int) -> int:
@@ -268,6 +275,19 @@ class SharedFreelist:
             clash = min(self._pending_pages.intersection(lst))
             raise InvalidPageIdsError(f"page {clash} is pending; it cannot also be free")
         self._init_storage(lst)
+        self._drop_cache()
+
+    def _init_verified(
+        self,
+        ids: Iterable[int],
+        runs: Callable[[], Iterable[tuple[int, int]]],  # noqa: ARG002 - the hashmap's
+    ) -> None:
+        """:meth:`init` from ids a reader has verified already (ints, sorted,
+        unique, in range, none pending): the page file's open, which streams
+        them from the file's bytes instead of holding a list of them.
+        ``runs()`` gives the same set as maximal runs, for a class that builds
+        from runs (the hashmap); this one builds from ``ids``."""
+        self._init_storage(ids)
         self._drop_cache()
 
     def reload(self, ids: Iterable[int]) -> None:

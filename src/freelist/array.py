@@ -65,9 +65,10 @@ class ArrayFreelist(SharedFreelist):
 
     # Storage hooks -------------------------------------------------------
 
-    def _init_storage(self, ids: list[int]) -> None:
-        ids.reverse()
-        self._ids = ids
+    def _init_storage(self, ids: Iterable[int]) -> None:
+        lst = ids if type(ids) is list else list(ids)  # init passes its own copy
+        lst.reverse()
+        self._ids = lst
 
     @property
     def free_count(self) -> int:

@@ -25,7 +25,7 @@ import struct
 import sys
 import zlib
 from array import array
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import CorruptPageError
 from .layout import FREELIST_LOG_PAGE, PAGE_HEADER_SIZE, Buffer, PageHeader
@@ -46,6 +46,11 @@ RECORDS = 2
 _BODY = struct.Struct("<IIQQQ")
 #: Bytes before the payload: the page header and the log header.
 HEADER_SIZE = PAGE_HEADER_SIZE + _BODY.size  # 48
+#: The page header and the log header in one.
+_HEAD = struct.Struct("<QHHI" + _BODY.format[1:])
+#: Offset of the crc field, and what the checksum takes in its place.
+_CRC_AT = PAGE_HEADER_SIZE + 4
+_NO_CRC = bytes(4)
 #: One record: start u64, (n << 1 | op) u64.
 RECORD = struct.Struct("<QQ")
 TAKE = 0
@@ -102,9 +107,12 @@ def pack_run(
     return (head + body + payload).ljust(pages * page_size, b"\0")
 
 
-@dataclass(frozen=True, slots=True)
-class LogRun:
-    """One run of the chain, as read and verified by :func:`unpack_run`."""
+class LogRun(NamedTuple):
+    """One run of the chain, as read and verified by :func:`unpack_run`.
+
+    ``offset``/``length``: where the payload lies in the file; ``payload``:
+    its bytes, or ``b""`` when :func:`unpack_run` was asked not to copy them.
+    """
 
     pgid: int
     pages: int
@@ -112,10 +120,14 @@ class LogRun:
     prev: int
     txid: int
     payload: bytes
+    offset: int
+    length: int
 
 
-def unpack_run(buf: Buffer, pgid: int, page_size: int, hwm: int) -> LogRun:
-    """Read and verify the run at page ``pgid`` of a file mapped as ``buf``.
+def unpack_run(buf: Buffer, pgid: int, page_size: int, hwm: int, *, copy: bool = True) -> LogRun:
+    """Read and verify the run at page ``pgid`` of a file mapped as ``buf``;
+    with ``copy=False`` the payload is checksummed in place and not copied
+    (the run's ``offset`` and ``length`` say where it is).
 
     :raises CorruptPageError: not a log page, a header id that is not
         ``pgid``, pages past ``hwm`` (or the end of ``buf``), a payload longer
@@ -127,24 +139,27 @@ def unpack_run(buf: Buffer, pgid: int, page_size: int, hwm: int) -> LogRun:
     off = pgid * page_size
     if off + HEADER_SIZE > len(buf):
         raise CorruptPageError("is past the end of the file")
-    hdr = PageHeader.unpack(buf, off)
-    if hdr.flags != FREELIST_LOG_PAGE:
-        raise CorruptPageError(f"is not a freelist log page (flags {hdr.flags:#x})")
-    if hdr.id != pgid:
-        raise CorruptPageError(f"has id {hdr.id} in its header")
-    pages = hdr.overflow + 1
+    hid, flags, _count, overflow, kind, crc, prev, txid, length = _HEAD.unpack_from(buf, off)
+    if flags != FREELIST_LOG_PAGE:
+        raise CorruptPageError(f"is not a freelist log page (flags {flags:#x})")
+    if hid != pgid:
+        raise CorruptPageError(f"has id {hid} in its header")
+    pages = overflow + 1
     if pgid + pages > hwm:
         raise CorruptPageError(
-            f"with its {hdr.overflow} overflow page(s) passes the high-water mark {hwm}"
+            f"with its {overflow} overflow page(s) passes the high-water mark {hwm}"
         )
-    kind, crc, prev, txid, length = _BODY.unpack_from(buf, off + PAGE_HEADER_SIZE)
     if HEADER_SIZE + length > pages * page_size or off + HEADER_SIZE + length > len(buf):
         raise CorruptPageError(f"claims {length} payload bytes, more than its pages hold")
-    payload = bytes(buf[off + HEADER_SIZE : off + HEADER_SIZE + length])
-    body = _BODY.pack(kind, 0, prev, txid, length)
-    head = bytes(buf[off : off + PAGE_HEADER_SIZE])
-    if zlib.crc32(payload, zlib.crc32(body, zlib.crc32(head))) != crc:
+    start = off + HEADER_SIZE
+    # The checksum covers the headers with the crc field as zero, then the
+    # payload: read in place, one view of the file.
+    with memoryview(buf) as view:
+        head = zlib.crc32(_NO_CRC, zlib.crc32(view[off : off + _CRC_AT]))
+        ok = zlib.crc32(view[off + _CRC_AT + 4 : start + length], head) == crc
+        payload = bytes(view[start : start + length]) if copy else b""
+    if not ok:
         raise CorruptPageError("fails its checksum (torn or corrupted)")
     if kind not in (CHECKPOINT, RECORDS):
         raise CorruptPageError(f"has an unknown kind {kind}")
-    return LogRun(pgid, pages, kind, prev, txid, payload)
+    return LogRun(pgid, pages, kind, prev, txid, payload, start, length)

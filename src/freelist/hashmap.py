@@ -45,14 +45,14 @@ from __future__ import annotations
 import random
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from itertools import pairwise
 from typing import Literal
 
 from sortedcontainers import SortedList
 
-from ._shared import MAX_ID, SharedFreelist, runs_of
+from ._shared import MAX_ID, SharedFreelist, iter_runs
 from .errors import InvalidArgumentError
 
 __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
@@ -162,13 +162,28 @@ class HashmapFreelist(SharedFreelist):
 
     # Storage hooks -------------------------------------------------------
 
-    def _init_storage(self, ids: list[int]) -> None:
+    def _init_storage(self, ids: Iterable[int]) -> None:
+        self._init_runs(iter_runs(ids))
+
+    def _init_verified(
+        self,
+        ids: Iterable[int],  # noqa: ARG002 - the array's
+        runs: Callable[[], Iterable[tuple[int, int]]],
+    ) -> None:
+        # Built from runs: no pass over every id where the source has runs.
+        self._init_runs(runs())
+        self._drop_cache()
+
+    def _init_runs(self, runs: Iterable[tuple[int, int]]) -> None:
+        """Replace the free set with ``runs`` (sorted, disjoint, maximal)."""
         fwd: dict[int, int] = {}
         bwd: dict[int, int] = {}
         fronts: dict[int, list[int]] = {}
-        for s, n in runs_of(ids):
+        free = 0
+        for s, n in runs:
             fwd[s] = n
             bwd[s + n] = n
+            free += n
             front = fronts.get(n)
             if front is None:
                 fronts[n] = [s]
@@ -183,7 +198,7 @@ class HashmapFreelist(SharedFreelist):
         self._live = {k: len(v) for k, v in fronts.items()}
         self._sizes = sorted(fronts)
         self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
-        self._free = len(ids)
+        self._free = free
 
     @property
     def free_count(self) -> int:
@@ -520,19 +535,21 @@ class _FirstFitHashmap(HashmapFreelist):
     _hi: int
     _lo: int
 
-    def _init_storage(self, ids: list[int]) -> None:
+    def _init_runs(self, runs: Iterable[tuple[int, int]]) -> None:
         fwd: dict[int, int] = {}
         bwd: dict[int, int] = {}
         starts: list[int] = []
         caps = bytearray()
-        for s, n in runs_of(ids):
+        free = 0
+        for s, n in runs:
             fwd[s] = n
             bwd[s + n] = n
+            free += n
             starts.append(s)
             caps.append(n if n < 255 else 255)
         self._forward = fwd
         self._backward = bwd
-        self._free = len(ids)
+        self._free = free
         # best fit's size index is not used
         self._heaps = {}
         self._fronts = {}

@@ -35,13 +35,14 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from . import check as checking
 from . import meta as metas
 from . import persist, registry
 from ._fileio import FileIO
-from ._shared import MAX_ID
+from ._shared import MAX_ID, SharedFreelist, iter_runs
 from .errors import (
     ClosedError,
     FileTooShortError,
@@ -410,7 +411,13 @@ class PageFile:
                 "pass reachable= to rebuild it",
             )
         try:
-            st.freelist.init(ids)
+            if isinstance(st.freelist, SharedFreelist):
+                # Verified by the format's reader (or made by the walk): built
+                # straight from the array or page map, with no list of ids.
+                runs = ids.runs if isinstance(ids, persist.PageMap) else partial(iter_runs, ids)
+                st.freelist._init_verified(ids, runs)
+            else:
+                st.freelist.init(ids)
         except InvalidPageIdsError as e:
             raise io.error(FreelistPageError, f"freelist page {meta.freelist}: {e}") from e
         st.owned = sorted(owned)

@@ -27,7 +27,8 @@ import operator
 import sys
 from array import array
 from bisect import bisect_left, insort
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +41,7 @@ from .layout import (
     META_FLAG_FREELIST_LOG,
     NO_FREELIST,
     VERSION,
+    Buffer,
     Meta,
     PageHeader,
     freelist_page_size,
@@ -151,7 +153,7 @@ class Stored:
     ``warnings`` are deviations ``check`` reports but open tolerates.
     """
 
-    ids: list[int] | None
+    ids: Collection[int] | None
     owned: list[Run] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -231,7 +233,8 @@ class PageFormat:
             # The run the header claims (a rebuild from a walk keeps only the
             # pages of it that the walk does not reach).
             out.owned.append((start, n))
-            ids = unpack_freelist_ids(buf, start * ps, (start + n) * ps).tolist()
+            # Kept as an array: 8 bytes an id, not a list of int objects.
+            ids = unpack_freelist_ids(buf, start * ps, (start + n) * ps)
         except CorruptPageError as e:
             out.errors.append(f"{where} {e}")
             return out
@@ -254,11 +257,11 @@ class PageFormat:
                 f"{where}: count field {hdr.count:#x} does not follow the 0xFFFF rule "
                 f"for {len(ids)} ids"
             )
-        if any(a >= b for a, b in itertools.pairwise(ids)):
+        if not all(map(operator.lt, ids, itertools.islice(ids, 1, None))):
             out.errors.append(
                 f"{where} lists ids that are not sorted and unique (duplicate or out of order)"
             )
-            ids = sorted(set(ids))
+            ids = array("Q", sorted(set(ids)))
         if ids and (ids[0] < 2 or ids[-1] >= hwm):
             bad = [i for i in ids if not 2 <= i < hwm][:5]
             out.errors.append(f"{where} lists ids outside [2, {hwm}): {bad}")
@@ -330,19 +333,36 @@ class NoFormat:
 def _vet_ids(out: Stored, where: str, meta: Meta) -> None:
     """Errors for ids (sorted, unique, inside ``[2, hwm)``) that name one of
     the stored freelist's own pages or the root page."""
-    ids = out.ids or []
+    ids = out.ids if out.ids is not None else []
     for start, n in out.owned:
-        i = bisect_left(ids, start)
-        if i < len(ids) and ids[i] < start + n:
-            out.errors.append(f"{where} lists its own page {ids[i]} as free")
+        p = _first_in(ids, start, n)
+        if p >= 0:
+            out.errors.append(f"{where} lists its own page {p} as free")
             return
     if meta.root:
-        j = bisect_left(ids, meta.root)
-        if j < len(ids) and ids[j] == meta.root:
+        if _first_in(ids, meta.root, 1) >= 0:
             out.errors.append(f"{where} lists the root page {meta.root} as free")
         for start, n in out.owned:
             if start <= meta.root < start + n:
                 out.errors.append(f"the root page {meta.root} is one of the {where}'s pages")
+
+
+def _first_in(ids: Collection[int], start: int, n: int) -> int:
+    """The first of pages ``start .. start+n-1`` in ``ids`` (a sorted list or
+    a :class:`PageMap`), or -1."""
+    if isinstance(ids, PageMap):
+        return ids.first_in(start, n)
+    assert isinstance(ids, list)
+    i = bisect_left(ids, start)
+    return ids[i] if i < len(ids) and ids[i] < start + n else -1
+
+
+#: A commit writes a checkpoint when the log's records would pass the
+#: checkpoint's bytes divided by this (or one page): the larger, the fewer
+#: checkpoints a commit pays for and the more records an open replays.  Three
+#: keeps a seed-like commit under 64 bytes per page changed (plus one page)
+#: and the worst open at a sixth of a record per checkpoint id.
+CHECKPOINT_RATIO = 3
 
 
 class LogFormat:
@@ -353,11 +373,11 @@ class LogFormat:
     one-page run copy-on-write into a freshly allocated page (the old page
     becomes pending), or starts a new run when the records no longer fit the
     page.  When the records since the checkpoint would pass
-    ``max(checkpoint bytes / 2, one page)``, the commit writes a checkpoint
-    instead and the whole old chain becomes pending.  So a commit writes one
-    page plus its share of checkpoints (at most three times its record bytes,
-    amortised), and an open reads the checkpoint and at most half as many
-    record bytes (or one page).
+    ``max(checkpoint bytes / 3, one page)`` (:data:`CHECKPOINT_RATIO`), the
+    commit writes a checkpoint instead and the whole old chain becomes
+    pending.  So a commit writes one page plus its share of checkpoints (at
+    most four times its record bytes, amortised), and an open reads the
+    checkpoint and at most a third as many record bytes (or one page).
     """
 
     name = "log"
@@ -409,7 +429,7 @@ class LogFormat:
         if (
             chain is None
             or c.rewrite
-            or chain.log_bytes + est > max(chain.checkpoint_bytes // 2, cap)
+            or chain.log_bytes + est > max(chain.checkpoint_bytes // CHECKPOINT_RATIO, cap)
         ):
             return self._checkpoint(c)
         tail = chain.tail
@@ -498,7 +518,9 @@ class LogFormat:
                 out.errors.append(f"{where} (named by {named_by}) is outside [2, {hwm})")
                 return out
             try:
-                run = freelog.unpack_run(buf, pgid, ps, hwm)
+                # Verified in place: the payloads are read again, one run at a
+                # time, when they are replayed (open holds no copy of the chain).
+                run = freelog.unpack_run(buf, pgid, ps, hwm, copy=False)
             except CorruptPageError as e:
                 out.errors.append(f"{where} {e}")
                 return out
@@ -518,45 +540,64 @@ class LogFormat:
             pgid, newest, named_by = run.prev, run.txid - 1, f"page {pgid}"
         ckpt = runs[-1]
         where = f"freelist log checkpoint page {ckpt.pgid}"
-        if len(ckpt.payload) % 8:
-            out.errors.append(f"{where} holds {len(ckpt.payload)} bytes, not whole ids")
+        if ckpt.length % 8:
+            out.errors.append(f"{where} holds {ckpt.length} bytes, not whole ids")
             return out
-        base = array("Q")
-        base.frombytes(ckpt.payload)
-        if sys.byteorder != "little":
-            base.byteswap()
-        if not all(map(operator.lt, base, itertools.islice(base, 1, None))):
-            out.errors.append(f"{where} lists ids that are not sorted and unique")
-            return out
-        if base and (base[0] < 2 or base[-1] >= hwm):
-            out.errors.append(f"{where} lists ids outside [2, {hwm})")
-            return out
-        state: dict[int, int] = {}
-        log_bytes = 0
-        for run in reversed(runs[:-1]):
-            if len(run.payload) % freelog.RECORD.size:
+        for run in runs[:-1]:
+            if run.length % freelog.RECORD.size:
                 out.errors.append(
-                    f"freelist log page {run.pgid} holds {len(run.payload)} bytes, "
-                    "not whole records"
+                    f"freelist log page {run.pgid} holds {run.length} bytes, not whole records"
                 )
                 return out
-            log_bytes += len(run.payload)
-            problem = _replay(run.payload, state, hwm)
-            if problem:
-                out.errors.append(f"freelist log page {run.pgid}: {problem}")
+        problem = _check_checkpoint(buf, ckpt, hwm)
+        if problem:
+            out.errors.append(f"{where} {problem}")
+            return out
+        log_bytes = sum(r.length for r in runs[:-1])
+        ids: PageMap | None = None
+        if _use_page_map(hwm, ckpt.length):
+            ids = PageMap(hwm)
+            replay: Callable[[bytes], int] = ids.replay
+            with _u64_view(buf, ckpt) as base_ids:
+                ids.load(base_ids)
+        else:
+            state: dict[int, int] = {}
+
+            def replay(payload: bytes) -> int:
+                return _replay(payload, state, hwm)
+
+        # Oldest first, a batch of runs at a time (one replay call a batch).
+        batch: list[freelog.LogRun] = []
+        size = 0
+        for run in reversed(runs):
+            if run is ckpt:
+                continue
+            batch.append(run)
+            size += run.length
+            if size < _REPLAY_BATCH and run is not runs[0]:
+                continue
+            payload = b"".join([buf[r.offset : r.offset + r.length] for r in batch])
+            bad = replay(payload)
+            if bad >= 0:
+                out.errors.append(_bad_record(batch, payload, bad, hwm))
                 return out
-        out.ids = _apply(base, state) if state else base.tolist()
-        del base
+            batch, size = [], 0
+        if ids is None:
+            base = _u64s(buf, ckpt)
+            out.ids = _apply(base, state) if state else base.tolist()
+            del base, state
+        else:
+            out.ids = ids
         newest_run = runs[0]
         tail = (
-            newest_run.payload
+            bytes(buf[newest_run.offset : newest_run.offset + newest_run.length])
             if newest_run.kind == freelog.RECORDS and newest_run.pages == 1
             else None
         )
         out.chain = LogChain(
             [(r.pgid, r.pages) for r in reversed(runs)],
             tail,
-            len(ckpt.payload),
+            ckpt.length,
             log_bytes,
             ckpt.txid,
         )
@@ -565,39 +606,185 @@ class LogFormat:
         return out
 
 
-def _replay(payload: bytes, state: dict[int, int], hwm: int) -> str:
-    """Record each page's last op (0 taken, 1 freed) in ``state``; the problem
-    with the first bad record, or "".  One-page records (nearly all) go through
-    C-level loops: the payload as an array, slices, ``dict.update`` of a zip."""
+def _bad_record(batch: list[freelog.LogRun], payload: bytes, bad: int, hwm: int) -> str:
+    """The error for record ``bad`` of a batch: its run's page and its index
+    there."""
+    start, nop = freelog.RECORD.unpack_from(payload, bad * freelog.RECORD.size)
+    at = bad * freelog.RECORD.size
+    for run in batch:  # pragma: no branch - the record lies in the batch
+        if at < run.length:
+            break
+        at -= run.length
+    return (
+        f"freelist log page {run.pgid}: record {at // freelog.RECORD.size} names pages "
+        f"{start}+{nop >> 1} outside [2, {hwm}) (past the high-water mark)"
+    )
+
+
+#: Record bytes replayed in one call (records of consecutive runs).
+_REPLAY_BATCH = 1 << 16
+
+#: The log replays onto a page map (a byte per page of the file) when the
+#: file has at most this many pages or no more pages than its checkpoint has
+#: bytes; else onto a dictionary of the pages the records name.
+PAGE_MAP_MIN = 1 << 20
+
+
+def _use_page_map(hwm: int, checkpoint_bytes: int) -> bool:
+    return hwm <= max(checkpoint_bytes, PAGE_MAP_MIN)
+
+
+@contextmanager
+def _u64_view(buf: Buffer, run: freelog.LogRun) -> Iterator[Sequence[int]]:
+    """The payload of ``run`` as u64s: a view of the file's bytes (no copy)
+    on a little-endian machine, released on leaving the block."""
+    if sys.byteorder != "little":
+        yield _u64s(buf, run)
+        return
+    with (
+        memoryview(buf) as view,
+        view[run.offset : run.offset + run.length] as data,
+        data.cast("Q") as ids,
+    ):
+        yield ids
+
+
+def _u64s(buf: Buffer, run: freelog.LogRun) -> array[int]:
+    """The payload of ``run`` as an array of u64 (a copy)."""
+    out = array("Q")
+    with memoryview(buf) as view, view[run.offset : run.offset + run.length] as data:
+        out.frombytes(data)
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out
+
+
+def _check_checkpoint(buf: Buffer, ckpt: freelog.LogRun, hwm: int) -> str:
+    """The problem with a checkpoint's ids (not sorted and unique, or outside
+    ``[2, hwm)``), or "".  Read in place on a little-endian machine."""
+    if not ckpt.length:
+        return ""
+    with _u64_view(buf, ckpt) as ids:
+        return _ids_problem(ids, hwm)
+
+
+def _ids_problem(ids: Sequence[int], hwm: int) -> str:
+    if not all(map(operator.lt, ids, itertools.islice(ids, 1, None))):
+        return "lists ids that are not sorted and unique"
+    if ids[0] < 2 or ids[-1] >= hwm:
+        return f"lists ids outside [2, {hwm})"
+    return ""
+
+
+class PageMap(Collection[int]):
+    """The free-or-pending set as one byte per page of the file (1: in the
+    set): the checkpoint's ids are set, then each record in commit order sets
+    or clears its pages, so the last record naming a page decides it, and the
+    set comes out sorted with no merge.  Costs the file's page count in
+    bytes, no more than the checkpoint's bytes where it is used."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self, hwm: int) -> None:
+        self._map = bytearray(hwm)
+
+    def load(self, ids: Iterable[int]) -> None:
+        """Set ``ids`` (the checkpoint's, verified to lie in ``[2, hwm)``)."""
+        any(map(self._map.__setitem__, ids, itertools.repeat(1)))  # a loop in C
+
+    def replay(self, payload: bytes) -> int:
+        """Apply a batch of records, in order; the index of the first bad
+        record (then none of the batch is applied), or -1."""
+        starts, nops, big, bad = _decode(payload, len(self._map))
+        if bad < 0:
+            pm = self._map
+            for lo, hi in _between(big, len(starts)):
+                # one-page records (nearly all): each page's op set in C
+                any(map(pm.__setitem__, starts[lo:hi], map(operator.and_, nops[lo:hi], _ONE)))
+                if hi < len(starts):
+                    start, n = starts[hi], nops[hi] >> 1
+                    pm[start : start + n] = (b"\1" if nops[hi] & 1 else b"\0") * n
+        return bad
+
+    def first_in(self, start: int, n: int) -> int:
+        """The first of pages ``start .. start+n-1`` in the set, or -1."""
+        return self._map.find(1, start, start + n)
+
+    def runs(self) -> Iterator[tuple[int, int]]:
+        """The set as sorted, maximal ``(start, length)`` runs: two searches
+        in C a run, no step per page."""
+        find = self._map.find
+        s = find(1)
+        while s >= 0:
+            e = find(0, s)
+            if e < 0:
+                e = len(self._map)
+            yield s, e - s
+            s = find(1, e)
+
+    def __contains__(self, page: object) -> bool:
+        return type(page) is int and 0 <= page < len(self._map) and self._map[page] == 1
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.compress(range(len(self._map)), self._map)
+
+    def __len__(self) -> int:
+        return self._map.count(1)
+
+
+_ONE = itertools.repeat(1)
+
+
+def _decode(payload: bytes, hwm: int) -> tuple[array[int], array[int], list[int], int]:
+    """A batch of records as ``(starts, nops, big, bad)``: their starts and
+    ``n << 1 | op`` words, the indices of the records of more than one page,
+    and the index of the first record naming pages outside ``[2, hwm)`` (or
+    -1).  C-level passes, and a loop over the longer records only."""
     words = array("Q")
     words.frombytes(payload)
     if sys.byteorder != "little":
         words.byteswap()
     starts, nops = words[0::2], words[1::2]
     if not starts:
-        return ""
-    if min(nops) >= 2 and min(starts) >= 2 and max(starts) < hwm:
-        one = itertools.repeat(1)
-        big = [i for i, v in enumerate(nops) if v > 3] if max(nops) > 3 else []
-        pos = 0
-        for i in [*big, len(nops)]:  # one-page records between the longer ones
-            state.update(zip(starts[pos:i], map(operator.and_, nops[pos:i], one), strict=True))
-            if i == len(nops):
-                return ""
-            start, n, op = starts[i], nops[i] >> 1, nops[i] & 1
-            if start + n > hwm:
-                break
-            state.update(dict.fromkeys(range(start, start + n), op))
-            pos = i + 1
+        return starts, nops, [], -1
+    big = list(itertools.compress(itertools.count(), map(operator.gt, nops, itertools.repeat(3))))
+    if (
+        min(nops) >= 2
+        and min(starts) >= 2
+        and max(starts) < hwm
+        and all(starts[i] + (nops[i] >> 1) <= hwm for i in big)
+    ):
+        return starts, nops, big, -1
     for i, (start, nop) in enumerate(zip(starts, nops, strict=True)):
-        n, op = nop >> 1, nop & 1
+        n = nop >> 1
         if n < 1 or start < 2 or start + n > hwm:
-            return (
-                f"record {i} names pages {start}+{n} outside [2, {hwm}) (past the high-water mark)"
-            )
-        for p in range(start, start + n):
-            state[p] = op
-    return ""
+            return starts, nops, big, i
+    raise AssertionError("unreachable: a bound failed but no record breaks it")  # pragma: no cover
+
+
+def _between(big: list[int], end: int) -> Iterator[tuple[int, int]]:
+    """``(lo, hi)``: the one-page records ``lo .. hi-1`` before each longer
+    record ``hi`` (``hi == end`` for the last stretch)."""
+    lo = 0
+    for hi in big:
+        yield lo, hi
+        lo = hi + 1
+    yield lo, end
+
+
+def _replay(payload: bytes, state: dict[int, int], hwm: int) -> int:
+    """Record each page's last op (0 taken, 1 freed) in ``state``, for a batch
+    of records in order; the index of the first bad record (then none of the
+    batch is recorded), or -1.  One-page records (nearly all) go through
+    ``dict.update`` of a zip."""
+    starts, nops, big, bad = _decode(payload, hwm)
+    if bad < 0:
+        for lo, hi in _between(big, len(starts)):
+            state.update(zip(starts[lo:hi], map(operator.and_, nops[lo:hi], _ONE), strict=True))
+            if hi < len(starts):
+                start, n = starts[hi], nops[hi] >> 1
+                state.update(dict.fromkeys(range(start, start + n), nops[hi] & 1))
+    return bad
 
 
 def _apply(base: array[int], state: dict[int, int]) -> list[int]:
