@@ -24,7 +24,11 @@ Reported:
   stand-in for bbolt's tree walk, which also reads every page);
 * ``open MiB``: tracemalloc's peak during one open, next to the freelist's
   size after it, and the checkpoint's bytes (the target: the peak at most the
-  freelist plus one checkpoint).
+  freelist plus one checkpoint);
+* under each log row, ``(same set as bbolt)``: the open time and peak of a
+  copy of the log file converted to bbolt's format by one commit, so the same
+  free pages (plus the chain's): each format's own file ends with a free set
+  shaped by its own commits, which changes the cost of building the freelist.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 import tracemalloc
@@ -190,6 +195,18 @@ def measure(kind: str, fmt: str, free_pages: int, commits: int, d: Path) -> dict
     pf.close()
     out["_path"] = str(path)
     out["_walk"] = walk
+    if fmt == "log":
+        # The same free set in bbolt's format, for an open-time comparison
+        # that does not depend on how each format's commits shaped the set:
+        # a sparse copy, converted by one commit (the chain's pages join it).
+        same = d / f"{kind}-log-as-bbolt.db"
+        subprocess.run(["cp", "--sparse=always", str(path), str(same)], check=True)
+        with (
+            PageFile.open(same, freelist=kind, freelist_format="bbolt") as conv,
+            conv.update(),
+        ):
+            pass
+        out["_same"] = str(same)
     return out
 
 
@@ -277,11 +294,19 @@ def main() -> None:
                 d = Path(tmp)
                 got = [measure(k, f, size, args.commits, d) for k in args.kinds for f in FORMATS]
                 opens: dict[int, list[float]] = {i: [] for i in range(len(got))}
+                same: dict[int, list[float]] = {i: [] for i, g in enumerate(got) if "_same" in g}
                 for _ in range(args.opens):  # interleaved
                     for i, g in enumerate(got):
                         opens[i].append(open_once(g["_path"], g["kind"], g["format"], g["_walk"]))
+                        if i in same:
+                            same[i].append(open_once(g["_same"], g["kind"], "bbolt", None))
                 for i, g in enumerate(got):
                     g["open_ms"] = statistics.median(opens[i]) * 1e3
+                    if i in same:
+                        g["open_ms_same_set_bbolt"] = statistics.median(same[i]) * 1e3
+                        peak, _held = open_memory(g["_same"], g["kind"], "bbolt", None)
+                        g["open_peak_bytes_same_set_bbolt"] = peak
+                        del g["_same"]
                     peak, held = open_memory(g["_path"], g["kind"], g["format"], g["_walk"])
                     g["open_peak_bytes"], g["open_held_bytes"] = peak, held
                     del g["_path"], g["_walk"]
@@ -295,6 +320,13 @@ def main() -> None:
                         f"{held / mib:>7.1f} {g['checkpoint_bytes'] / mib:>8.2f}",
                         flush=True,
                     )
+                    if "open_ms_same_set_bbolt" in g:
+                        print(
+                            f"{'':>9} {'':>8} {'(same set as bbolt)':>37} "
+                            f"{g['open_ms_same_set_bbolt']:>8.1f} "
+                            f"{g['open_peak_bytes_same_set_bbolt'] / mib:>8.1f}",
+                            flush=True,
+                        )
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1) + "\n")
     if args.plot:

@@ -37,17 +37,17 @@ SPECS = list(registry.builtin_specs())
 Runs = list[tuple[int, int]]
 
 
-@pytest.fixture(params=["page-map", "dict"], autouse=True)
+@pytest.fixture(params=["free-map", "dict"], autouse=True)
 def replay_onto(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every test here runs with both ways an open replays the records: onto a
-    page map (a byte per page; what files of up to 2**20 pages use, so every
+    free map (a byte per page; what files of up to 2**20 pages use, so every
     file here) and onto a dictionary of the pages the records name (big files
     with few free pages)."""
-    if request.param == "page-map":
+    if request.param == "free-map":
         yield request.param
         return
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(persist, "_use_page_map", lambda _hwm, _bytes: False)
+        mp.setattr(persist, "_use_free_map", lambda _hwm, _bytes: False)
         yield request.param
 
 
@@ -410,7 +410,7 @@ def test_replay_matches_a_plain_replay(
     )
     if state:
         assert persist._apply(array("Q", ids), state) == expect
-    pm = persist.PageMap(64)
+    pm = persist.FreeMap(64)
     pm.load(ids)
     assert pm.replay(payload) == -1
     assert list(pm) == expect
@@ -424,7 +424,7 @@ def test_replay_refuses_a_record_past_the_high_water_mark() -> None:
     state: dict[int, int] = {}
     for replay in (
         lambda payload: persist._replay(payload, state, 64),
-        persist.PageMap(64).replay,
+        persist.FreeMap(64).replay,
     ):
         payload = freelog.encode_records([(5, 1), (60, 5)], freelog.FREE)
         assert replay(payload) == 1
@@ -435,7 +435,7 @@ def test_replay_refuses_a_record_past_the_high_water_mark() -> None:
         payload = freelog.RECORD.pack(9, 0 << 1 | 1)  # a record of no pages
         assert replay(payload) == 0
     assert state == {}  # a bad record leaves the state as it was
-    pm = persist.PageMap(64)
+    pm = persist.FreeMap(64)
     pm.load([10, 11])
     assert pm.replay(freelog.encode_records([(10, 1), (70, 1)], freelog.TAKE)) == 1
     assert list(pm) == [10, 11]

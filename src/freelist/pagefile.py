@@ -413,8 +413,8 @@ class PageFile:
         try:
             if isinstance(st.freelist, SharedFreelist):
                 # Verified by the format's reader (or made by the walk): built
-                # straight from the array or page map, with no list of ids.
-                runs = ids.runs if isinstance(ids, persist.PageMap) else partial(iter_runs, ids)
+                # straight from the array or free map, with no list of ids.
+                runs = ids.runs if isinstance(ids, persist.FreeMap) else partial(iter_runs, ids)
                 st.freelist._init_verified(ids, runs)
             else:
                 st.freelist.init(ids)

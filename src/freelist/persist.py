@@ -349,8 +349,8 @@ def _vet_ids(out: Stored, where: str, meta: Meta) -> None:
 
 def _first_in(ids: Collection[int], start: int, n: int) -> int:
     """The first of pages ``start .. start+n-1`` in ``ids`` (a sorted list or
-    a :class:`PageMap`), or -1."""
-    if isinstance(ids, PageMap):
+    a :class:`FreeMap`), or -1."""
+    if isinstance(ids, FreeMap):
         return ids.first_in(start, n)
     assert isinstance(ids, list)
     i = bisect_left(ids, start)
@@ -504,8 +504,15 @@ class LogFormat:
 
         :raises FileIOError: the file cannot be read.
 
-        Runtime complexity: O(C + L + D log D) for a checkpoint of C ids, L
-        record bytes touching D pages (L <= max(4 C, page size)).
+        The records are replayed onto a :class:`FreeMap` (hwm bytes) when
+        the file has no more pages than the checkpoint has bytes (or at most
+        2**20), else onto a dict of the pages they name, merged into a copy of
+        the checkpoint's ids.
+
+        Runtime complexity: O(C + L) plus a C-level scan of the hwm-byte map,
+        for a checkpoint of C ids and L record bytes (L <= max(8 C / 3, page
+        size)); with the dict, O(C + L + D log D) for D pages the records
+        name.
         """
         hwm, ps = meta.hwm, meta.page_size
         out = Stored(ids=[])
@@ -554,9 +561,9 @@ class LogFormat:
             out.errors.append(f"{where} {problem}")
             return out
         log_bytes = sum(r.length for r in runs[:-1])
-        ids: PageMap | None = None
-        if _use_page_map(hwm, ckpt.length):
-            ids = PageMap(hwm)
+        ids: FreeMap | None = None
+        if _use_free_map(hwm, ckpt.length):
+            ids = FreeMap(hwm)
             replay: Callable[[bytes], int] = ids.replay
             with _u64_view(buf, ckpt) as base_ids:
                 ids.load(base_ids)
@@ -624,14 +631,14 @@ def _bad_record(batch: list[freelog.LogRun], payload: bytes, bad: int, hwm: int)
 #: Record bytes replayed in one call (records of consecutive runs).
 _REPLAY_BATCH = 1 << 16
 
-#: The log replays onto a page map (a byte per page of the file) when the
+#: The log replays onto a free map (a byte per page of the file) when the
 #: file has at most this many pages or no more pages than its checkpoint has
 #: bytes; else onto a dictionary of the pages the records name.
-PAGE_MAP_MIN = 1 << 20
+FREE_MAP_MIN = 1 << 20
 
 
-def _use_page_map(hwm: int, checkpoint_bytes: int) -> bool:
-    return hwm <= max(checkpoint_bytes, PAGE_MAP_MIN)
+def _use_free_map(hwm: int, checkpoint_bytes: int) -> bool:
+    return hwm <= max(checkpoint_bytes, FREE_MAP_MIN)
 
 
 @contextmanager
@@ -676,7 +683,7 @@ def _ids_problem(ids: Sequence[int], hwm: int) -> str:
     return ""
 
 
-class PageMap(Collection[int]):
+class FreeMap(Collection[int]):
     """The free-or-pending set as one byte per page of the file (1: in the
     set): the checkpoint's ids are set, then each record in commit order sets
     or clears its pages, so the last record naming a page decides it, and the
