@@ -182,7 +182,9 @@ def measure(kind: str, fmt: str, free_pages: int, commits: int, d: Path) -> dict
                 "checkpoint_bytes": chain().checkpoint_bytes,
             }
             # On to the worst case for opening: a log as long as it gets.
-            while chain().log_bytes + 400 <= max(chain().checkpoint_bytes // 2, PAGE - 48):
+            while chain().log_bytes + 400 <= max(
+                chain().checkpoint_bytes // persist.CHECKPOINT_RATIO, PAGE - 48
+            ):
                 one_commit(pf, used, r, sync)
         out["open_log_bytes"] = chain().log_bytes
         out["open_chain_runs"] = len(chain().runs)

@@ -697,7 +697,9 @@ class FreeMap(Collection[int]):
 
     def load(self, ids: Iterable[int]) -> None:
         """Set ``ids`` (the checkpoint's, verified to lie in ``[2, hwm)``)."""
-        any(map(self._map.__setitem__, ids, itertools.repeat(1)))  # a loop in C
+        # A loop in C (operator.setitem is cheaper per call than the bound
+        # __setitem__ slot wrapper).
+        any(map(operator.setitem, itertools.repeat(self._map), ids, _ONE))
 
     def replay(self, payload: bytes) -> int:
         """Apply a batch of records, in order; the index of the first bad
@@ -707,7 +709,8 @@ class FreeMap(Collection[int]):
             pm = self._map
             for lo, hi in _between(big, len(starts)):
                 # one-page records (nearly all): each page's op set in C
-                any(map(pm.__setitem__, starts[lo:hi], map(operator.and_, nops[lo:hi], _ONE)))
+                ops = map(operator.and_, nops[lo:hi], _ONE)
+                any(map(operator.setitem, itertools.repeat(pm), starts[lo:hi], ops))
                 if hi < len(starts):
                     start, n = starts[hi], nops[hi] >> 1
                     pm[start : start + n] = (b"\1" if nops[hi] & 1 else b"\0") * n
