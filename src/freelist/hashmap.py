@@ -300,10 +300,20 @@ class HashmapFreelist(SharedFreelist):
             added += n
             s = start
             e = s + n
-            keep_end = False
             psz = bwd.pop(s, None)
+            nsz = fwd.pop(e, None)
             if psz is not None:  # merge with the run that ends at s
-                del fwd[s - psz]
+                s -= psz
+            if nsz is not None:  # merge with the run that starts at e
+                e += nsz
+            # The merged run's entries overwrite those of the run before (its
+            # start) and of the run after (its end): no delete and re-insert.
+            size = e - s
+            fwd[s] = size
+            bwd[e] = size
+            # The merged runs leave their sizes' index (stale heap entries are
+            # recognised by fwd, already updated above).
+            if psz is not None:
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
@@ -312,11 +322,9 @@ class HashmapFreelist(SharedFreelist):
                 else:
                     unlink(psz)
                 if psz > _SMALL:
-                    large.remove(s)
-                s -= psz
-            nsz = fwd.pop(e, None)
-            if nsz is not None:  # merge with the run that starts at e
-                e += nsz
+                    large.remove(start)
+            keep_end = False
+            if nsz is not None:
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
@@ -325,9 +333,6 @@ class HashmapFreelist(SharedFreelist):
                 else:
                     unlink(nsz)
                 keep_end = nsz > _SMALL  # its end stays the end of the merged run
-            size = e - s
-            fwd[s] = size
-            bwd[e] = size
             # Index the merged run by its size (inline _link_size).
             front = fronts.get(size)
             if front is None:
