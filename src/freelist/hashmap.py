@@ -255,9 +255,11 @@ class HashmapFreelist(SharedFreelist):
         while True:
             # (an empty front means the heap holds the size's runs: not None)
             a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)  # type: ignore[arg-type]
-            if fwd.get(a) == k:
+            size = fwd.pop(a, None)
+            if size == k:
                 break
-        del fwd[a]
+            if size is not None:  # a stale entry: the run there now has another size
+                fwd[a] = size
         end = a + k
         # The run (a, k) leaves the size index (inline _unlink_size).
         live = self._live
