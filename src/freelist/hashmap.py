@@ -65,6 +65,10 @@ POLICIES: tuple[Policy, ...] = ("best-fit", "bbolt", "first-fit")
 # are indexed by their end in `_large`.
 _SMALL = 4
 
+# Best fit leaves the end of a run it allocates whole in `_backward` (stale);
+# it rebuilds that map once it has left this many more than there are runs.
+_STALE_ENDS = 1024
+
 
 class HashmapFreelist(SharedFreelist):
     """The freelist as hash maps of free runs, O(1) allocation and merging.
@@ -98,6 +102,7 @@ class HashmapFreelist(SharedFreelist):
 
     __slots__ = (
         "_backward",
+        "_budget",
         "_forward",
         "_free",
         "_fronts",
@@ -117,6 +122,8 @@ class HashmapFreelist(SharedFreelist):
     _sizes: list[int]
     _large: SortedList
     _free: int
+    #: stale ``_backward`` entries best fit may still leave before it rebuilds the map.
+    _budget: int
 
     def __new__(
         cls,
@@ -184,6 +191,13 @@ class HashmapFreelist(SharedFreelist):
         self._sizes = sorted(fronts)
         self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
         self._free = len(ids)
+        self._budget = len(fwd) + _STALE_ENDS
+
+    def _rebuild_backward(self) -> None:
+        """Drop the stale entries of ``_backward`` (best fit leaves them, see _take)."""
+        fwd = self._forward
+        self._backward = {s + n: n for s, n in fwd.items()}
+        self._budget = len(fwd) + _STALE_ENDS
 
     @property
     def free_count(self) -> int:
@@ -275,7 +289,14 @@ class HashmapFreelist(SharedFreelist):
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
         if k == n:
-            del self._backward[end]
+            # The run's end stays in _backward, stale (deleting it costs a
+            # cache miss in a large map): _put checks what it finds there
+            # against _forward, and the map is rebuilt when the stale entries
+            # could outnumber the runs.
+            budget = self._budget - 1
+            self._budget = budget
+            if budget < 0:
+                self._rebuild_backward()
             if k > _SMALL:
                 self._large.remove(end)
         else:
@@ -303,6 +324,8 @@ class HashmapFreelist(SharedFreelist):
             s = start
             e = s + n
             psz = bwd.pop(s, None)
+            if psz is not None and fwd.get(s - psz) != psz:
+                psz = None  # a stale end (see _take)
             nsz = fwd.pop(e, None)
             if psz is not None:  # merge with the run that ends at s
                 s -= psz
@@ -447,7 +470,12 @@ class HashmapFreelist(SharedFreelist):
 
     def _check_storage(self) -> None:
         fwd, bwd = self._forward, self._backward
-        assert len(fwd) == len(bwd), "forward and backward maps differ in size"
+        # Entries of _backward that end no run are stale (best fit leaves
+        # them, see _take): _forward must tell them from live ones.
+        live_ends = {s + n for s, n in fwd.items()}
+        for e, n in bwd.items():
+            if e not in live_ends:
+                assert fwd.get(e - n) != n, f"stale end {e} looks live"
         total = 0
         prev_end = -1
         for s, n in sorted(fwd.items()):
@@ -540,6 +568,7 @@ class _FirstFitHashmap(HashmapFreelist):
         self._forward = fwd
         self._backward = bwd
         self._free = len(ids)
+        self._budget = 0  # first fit deletes the ends it takes: none stale
         # best fit's size index is not used
         self._heaps = {}
         self._fronts = {}
@@ -832,6 +861,7 @@ class _FirstFitHashmap(HashmapFreelist):
         fwd = self._forward
         bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
         assert not self._heaps and not self._live and not self._sizes
+        assert len(self._backward) == len(fwd), "first fit left a stale end"
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
