@@ -193,3 +193,31 @@ def test_the_map_stays_within_its_bound() -> None:
     assert len(fl._map) <= _MAP_MIN
     assert fl._far
     fl._check()
+
+
+def test_a_dropped_map_is_rebuilt_at_its_next_use(make: FreelistFactory) -> None:
+    # What a loader that replaces the free set wholesale does: the storage
+    # hook, then _drop_cache() (the map goes; nothing rebuilds it at once).
+    fl = make([2, 3])
+    fl.free(4, 50)
+    fl._init_storage([10, 11, 12, 900])
+    fl._drop_cache()
+    assert fl._map_stale
+    fl._check()
+    with pytest.raises(DoubleFreeError, match="page 11 is already free"):
+        fl.free(5, 11)  # the slow path rebuilds the map first
+    assert not fl._map_stale
+    with pytest.raises(DoubleFreeError, match="page 50 is already pending"):
+        fl.free(5, 50)
+    fl._check()
+    fl._drop_cache()
+    assert fl.freed(900)  # so does a query
+    assert fl.freed(50)
+    assert not fl.freed(3)
+    fl._check()
+    fl._drop_cache()
+    assert fl.allocate(6, 3) == 10  # allocating leaves a dropped map dropped
+    fl.free(6, 3)
+    fl.release(6)
+    assert fl.free_page_ids() == [3, 50, 900]  # 10..12 allocated, 3 and 50 released
+    fl._check()

@@ -17,7 +17,10 @@ implement only the storage hooks:
     the same for one run (a commit that frees one run; by default ``_put``);
 ``_overlaps_free(start, n)``
     whether any page of ``start .. start+n-1`` is free;
-``free_count``, ``free_page_ids()``, ``free_spans()``, ``_check_storage()``.
+``free_count``, ``free_page_ids()``, ``free_spans()``, ``_check_storage()``;
+``_free_top()``, ``_fill_map(fm)``
+    one past the largest free page; set the page map's byte of every free
+    page below ``len(fm)`` (to build the page map, below).
 
 Pending frees are kept per transaction as runs ``(start, n, alloc_txid)``, so
 the work of a free, a release or a rollback is proportional to the runs
@@ -29,10 +32,13 @@ byte per page id below its length, 1 for a page that is free or pending, 0
 otherwise.  A free sets its pages, an allocation clears them, and a release
 (pending becomes free) leaves the map alone.  The map costs one byte per page
 of the file, not per free page, so it only covers ids below
-``max(2**21, 16 * (free + pending pages))`` (rebuilt on :meth:`init` and
-:meth:`reload`, doubled when a free passes its end); pages past it, rare,
-are checked the slow way: a set of far pending pages and the storage's own
-``_overlaps_free``.
+``max(2**21, 16 * (free + pending pages))`` (doubled when a free passes its
+end); pages past it, rare, are checked the slow way: a set of far pending
+pages and the storage's own ``_overlaps_free``.  Whatever replaces the free
+set wholesale calls ``_drop_cache()``, which drops the map; it is rebuilt
+from the storage at once by the constructor, :meth:`init` and :meth:`reload`,
+and otherwise at its next use (the first free falls through to the slow path,
+which rebuilds it).
 """
 
 from __future__ import annotations
@@ -165,6 +171,7 @@ class SharedFreelist:
         "_ids_cache",
         "_ids_log",
         "_map",
+        "_map_stale",
         "_marks",
         "_npend",
         "_pending",
@@ -187,6 +194,7 @@ class SharedFreelist:
         self._map = bytearray()
         self._far = False
         self._far_pend: set[int] = set()
+        self._map_stale = True
         #: first page of an allocated run -> txid that allocated it (bbolt's allocs).
         self._allocs: dict[int, int] = {}
         #: the txid of the latest allocate() and the runs it allocated, so that
@@ -200,7 +208,7 @@ class SharedFreelist:
         self._ids_log: list[tuple[int, int]] | None = None
         lst = validate_ids(ids)
         self._init_storage(lst)
-        self._build_map(lst)
+        self._ensure_map(lst)
 
     # ------------------------------------------------------------------
     # Storage hooks (implemented by the subclasses).
@@ -295,8 +303,8 @@ class SharedFreelist:
             clash = min(pp.intersection(lst))
             raise InvalidPageIdsError(f"page {clash} is pending; it cannot also be free")
         self._init_storage(lst)
-        self._build_map(lst)
         self._drop_cache()
+        self._ensure_map(lst)
 
     def reload(self, ids: Iterable[int]) -> None:
         """Rebuild the free set from ``ids``, leaving out pending pages.
@@ -315,8 +323,8 @@ class SharedFreelist:
         if pp:
             lst = [x for x in lst if x not in pp]
         self._init_storage(lst)
-        self._build_map(lst)
         self._drop_cache()
+        self._ensure_map(lst)
 
     # ------------------------------------------------------------------
     # The page map (see the module docs).
@@ -336,29 +344,42 @@ class SharedFreelist:
         """The longest map allowed for ``pages`` free and pending pages."""
         return max(_MAP_MIN, _MAP_PER_PAGE * pages)
 
-    def _build_map(self, ids: list[int]) -> None:
-        """Rebuild the page map from the free ids ``ids`` and the pending runs."""
-        # (in any order: the array's storage has reversed the list it keeps)
+    def _free_top(self) -> int:
+        raise NotImplementedError
+
+    def _fill_map(self, fm: bytearray) -> None:
+        raise NotImplementedError
+
+    def _ensure_map(self, ids: list[int] | None = None) -> None:
+        """Build the page map from the storage and the pending runs, if dropped.
+
+        ``ids``, when given, are the free ids the storage was just built from
+        (in any order): one byte set per id, faster than asking the storage.
+        O(F + P).
+        """
+        if not self._map_stale:
+            return
         pend = self._pending_set()
-        self._npend = len(pend)
-        top = max(max(ids, default=0), max(pend, default=0))
-        cap = self._map_cap(len(ids) + len(pend))
-        size = top + 2 if top + 2 <= cap else cap
+        top = max(self._free_top(), max(pend, default=-1) + 1)
+        cap = self._map_cap(self.free_count + len(pend))
+        size = top + 1 if top < cap else cap
         fm = bytearray(size)
-        far = top >= size
-        if far:
+        if ids is None:
+            self._fill_map(fm)
+        elif top <= size:
+            for p in ids:
+                fm[p] = 1
+        else:
             for p in ids:
                 if p < size:
                     fm[p] = 1
-        else:
-            for p in ids:
-                fm[p] = 1
         for p in pend:
             if p < size:
                 fm[p] = 1
         self._far_pend = {p for p in pend if p >= size}
-        self._far = far or bool(self._far_pend)
+        self._far = top > size
         self._map = fm
+        self._map_stale = False
 
     def _marked(self, start: int, n: int) -> bool:
         """Whether any page of ``start .. start+n-1`` is free or pending (slow path)."""
@@ -381,14 +402,23 @@ class SharedFreelist:
         run fits in its allowed length; otherwise the pages past the end go to
         the far pending set.
         """
+        if self._map_stale:
+            self._ensure_map()
         fm = self._map
         end = start + n
-        if not self._far and end < self._map_cap(self.free_count + self._npend + n):
+        if end > len(fm):
+            if self._far or end >= self._map_cap(self.free_count + self._npend + n):
+                self._mark_past(start, n)
+                return
             fm.extend(bytes(max(end + 1, 2 * len(fm)) - len(fm)))
-            if fm.find(1, start, end) >= 0:
-                raise self._double_free(start, n)
-            fm[start:end] = b"\x01" * n
-            return
+        if fm.find(1, start, end) >= 0:
+            raise self._double_free(start, n)
+        fm[start:end] = b"\x01" * n
+
+    def _mark_past(self, start: int, n: int) -> None:
+        """Check and mark a run that passes the end of a map that cannot grow."""
+        fm = self._map
+        end = start + n
         if self._marked(start, n):
             raise self._double_free(start, n)
         size = len(fm)
@@ -455,7 +485,7 @@ class SharedFreelist:
             if log is not None:
                 log.append((start, -n))
                 if len(log) > _LOG_CAP:
-                    self._drop_cache()
+                    self._drop_ids()
         return start
 
     def free(self, txid: int, start: int, n: int = 1) -> None:
@@ -517,7 +547,7 @@ class SharedFreelist:
         if log is not None:
             log.append((start, n))
             if len(log) > _LOG_CAP:
-                self._drop_cache()
+                self._drop_ids()
 
     def _double_free(self, start: int, n: int) -> DoubleFreeError:
         pp = self._pending_set()
@@ -746,7 +776,7 @@ class SharedFreelist:
         else:
             for s in [s for s, t in allocs.items() if t == txid]:
                 del allocs[s]
-        self._drop_cache()
+        self._drop_ids()
 
     # ------------------------------------------------------------------
     # Queries.
@@ -764,6 +794,8 @@ class SharedFreelist:
             pgid = _as_int(pgid, "pgid")
             if pgid < 0:
                 raise InvalidArgumentError(f"page id must not be negative, got {pgid}")
+        if self._map_stale:
+            self._ensure_map()
         fm = self._map
         if pgid < len(fm):
             return bool(fm[pgid])
@@ -825,9 +857,19 @@ class SharedFreelist:
                 log.clear()
         return cache[:]
 
-    def _drop_cache(self) -> None:
+    def _drop_ids(self) -> None:
         self._ids_cache = None
         self._ids_log = None
+
+    def _drop_cache(self) -> None:
+        # The free set was replaced wholesale: the sorted ids and the page map
+        # go (_ensure_map builds the map again; see the module docs).
+        self._ids_cache = None
+        self._ids_log = None
+        self._map = bytearray()
+        self._far_pend = set()
+        self._far = False
+        self._map_stale = True
 
     # ------------------------------------------------------------------
     # Invariant.
@@ -859,13 +901,17 @@ class SharedFreelist:
         fm = self._map
         size = len(fm)
         marked = free | seen
-        want = bytearray(size)
-        for p in marked:
-            if p < size:
-                want[p] = 1
-        assert fm == want, "page map does not match the free and pending pages"
-        assert self._far_pend == {p for p in seen if p >= size}, "far pending set is wrong"
-        assert self._far or not any(p >= size for p in marked), "pages past the map, unflagged"
+        if self._map_stale:
+            assert not fm, "a dropped page map is not empty"
+            assert not self._far_pend, "a dropped page map keeps far pending pages"
+        else:
+            want = bytearray(size)
+            for p in marked:
+                if p < size:
+                    want[p] = 1
+            assert fm == want, "page map does not match the free and pending pages"
+            assert self._far_pend == {p for p in seen if p >= size}, "far pending set is wrong"
+            assert self._far or not any(p >= size for p in marked), "pages past the map, unflagged"
         assert free.isdisjoint(seen), f"pages both free and pending: {sorted(free & seen)[:5]}"
         assert len(free) == self.free_count
         for tid, k in self._readers.items():

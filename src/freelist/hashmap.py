@@ -207,6 +207,26 @@ class HashmapFreelist(SharedFreelist):
         """
         return self._free
 
+    def _free_top(self) -> int:
+        fwd = self._forward
+        if not fwd:
+            return 0
+        last = max(fwd)
+        return last + fwd[last]
+
+    def _fill_map(self, fm: bytearray) -> None:
+        size = len(fm)
+        ones = b"\x01"
+        for s, n in self._forward.items():
+            e = s + n
+            if e <= size:
+                if n == 1:
+                    fm[s] = 1
+                else:
+                    fm[s:e] = ones * n
+            elif s < size:
+                fm[s:size] = ones * (size - s)
+
     def _unlink_size(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
         del self._live[k]
