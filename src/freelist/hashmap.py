@@ -29,12 +29,18 @@ What this implementation adds beyond bbolt:
   blocks, with a max-tree over each block's longest run (see
   :class:`_FirstFitHashmap`); it keeps no size heaps, so best fit pays nothing
   for it.
-* **No per-page memory.**  bbolt keeps a hash set of every free page id to
-  answer "is this page free?".  Here that question is answered from the runs:
+* **No hash entry per free page.**  bbolt keeps a hash set of every free
+  page id to answer "is this page free?".  Here the free and pending pages
+  are one byte each in the shared page map (one byte per page of the file,
+  see :mod:`freelist._shared`), and the runs answer for pages past the map:
   a run of at most four pages that contains page ``p`` starts at one of
   ``p-3 .. p`` (found by probing ``forward``); longer runs are few and are
   indexed by their end in a :class:`sortedcontainers.SortedList`.  Allocating
   from the front of a long run keeps its end, so the index rarely changes.
+* **Stale run ends.**  Best fit leaves the end of a run it allocates whole in
+  ``backward`` (deleting it is one more cache miss in a large map); a release
+  checks what it finds there against ``forward``, and the map is rebuilt once
+  the stale ends could outnumber the runs by 1,024.
 * **The sorted id list without a sort per commit** (see
   :meth:`~freelist._shared.SharedFreelist.page_id_array`), where bbolt's hashmap
   sorts every free id each time it writes the freelist.
@@ -92,12 +98,12 @@ class HashmapFreelist(SharedFreelist):
     Runtime complexity (S runs, D distinct run sizes, L runs longer than four
     pages): build O(F + S log S); :meth:`allocate` O(1) expected for an exact
     fit, O(log D + log L) when it splits a larger run (amortised, heaps are
-    compacted lazily); :meth:`free` O(n) expected; :meth:`release` O(1) expected
-    per run merged (O(log L) when a long run changes end); memory proportional
-    to S, not to F.  First fit: :meth:`allocate` O(log S) (amortised, and
-    O(1) for one page); :meth:`release` O(log S) per run merged; :meth:`free`
-    O(n) expected, O(log S) for the overlap check; memory O(S), about 180
-    bytes a run.
+    compacted lazily); :meth:`free` O(n); :meth:`release` O(1) expected per
+    run merged (O(log L) when a long run changes end); memory proportional to
+    S, plus one byte per page of the file (the page map).  First fit:
+    :meth:`allocate` O(log S) (amortised, and O(1) for one page);
+    :meth:`release` O(log S) per run merged; :meth:`free` O(n); memory O(S),
+    about 185 bytes a run, plus the page map.
     """
 
     __slots__ = (
