@@ -221,3 +221,17 @@ def test_a_dropped_map_is_rebuilt_at_its_next_use(make: FreelistFactory) -> None
     fl.release(6)
     assert fl.free_page_ids() == [3, 50, 900]  # 10..12 allocated, 3 and 50 released
     fl._check()
+
+
+def test_a_growing_map_doubles_within_its_bound() -> None:
+    fl = HashmapFreelist([2])
+    fl.free(3, 1000)
+    assert len(fl._map) == 1002  # past the run's end: nothing to double yet
+    fl.free(3, 1500)
+    assert len(fl._map) == 2004  # doubled
+    half = _MAP_MIN // 2
+    fl.free(3, half + 5)
+    assert len(fl._map) == half + 7
+    fl.free(3, half + 100)
+    assert len(fl._map) == _MAP_MIN  # doubling stops at the bound
+    fl._check()

@@ -407,10 +407,11 @@ class SharedFreelist:
         fm = self._map
         end = start + n
         if end > len(fm):
-            if self._far or end >= self._map_cap(self.free_count + self._npend + n):
+            cap = self._map_cap(self.free_count + self._npend + n)
+            if self._far or end >= cap:
                 self._mark_past(start, n)
                 return
-            fm.extend(bytes(max(end + 1, 2 * len(fm)) - len(fm)))
+            fm.extend(bytes(min(max(end + 1, 2 * len(fm)), cap) - len(fm)))
         if fm.find(1, start, end) >= 0:
             raise self._double_free(start, n)
         fm[start:end] = b"\x01" * n
