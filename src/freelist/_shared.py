@@ -502,8 +502,11 @@ class SharedFreelist:
         :raises MetaPageError: ``start`` is 0 or 1.
         :raises DoubleFreeError: a page of the run is already free or pending.
 
-        Runtime complexity: O(n) set insertions plus the free-set check (array:
-        O(log F); hashmap: O(1) expected, O(log L) with L runs longer than 4).
+        Runtime complexity: O(n): the run's bytes of the page map are checked
+        and set.  Past the map's end (see the module docs) the map doubles,
+        amortised O(1) per page, or, past its bound, the storage checks the
+        run (array: O(log F); hashmap: O(n) expected, O(log L) with L runs
+        longer than 4).
         """
         if (
             type(txid) is not int
@@ -521,11 +524,12 @@ class SharedFreelist:
         fm = self._map
         if n == 1:
             try:
-                if fm[start]:
-                    raise self._double_free(start, 1)
+                taken = fm[start]
             except IndexError:  # past the map's end
                 self._mark_far(start, 1)
             else:
+                if taken:
+                    raise self._double_free(start, 1)
                 fm[start] = 1
         else:
             end = start + n
@@ -788,8 +792,9 @@ class SharedFreelist:
         :raises InvalidTypeError: ``pgid`` is not an int.
         :raises InvalidArgumentError: ``pgid`` is negative.
 
-        Runtime complexity: O(1) expected for the hashmap (O(log L) when long
-        runs exist), O(log F) for the array.
+        Runtime complexity: O(1) from the page map; past its end O(1)
+        expected for the hashmap (O(log L) when long runs exist), O(log F) for
+        the array.
         """
         if type(pgid) is not int or pgid < 0:
             pgid = _as_int(pgid, "pgid")
