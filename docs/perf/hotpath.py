@@ -10,6 +10,9 @@ new / baseline:
   each size; the same replay loop (this tree's :func:`freelist.trace.run_ops`)
   drives both versions;
 * the rise of that cost from the smallest to the largest size, per version;
+* the same two with a lean loop: the replay timed as a whole, without
+  :func:`~freelist.trace.run_ops`' timer call after every operation (about
+  0.1 us of harness per operation in both versions, which dilutes the ratio);
 * the one-page allocate + free + release cycle, hashmap and array, on a free
   list fragmented into runs of one and two pages (``opcost.py``'s layout).
 
@@ -73,6 +76,38 @@ def replay_ns(pkg: ModuleType, spec: str, trace: Trace) -> float:
     return run_ops(trace, fl).total_ns / len(trace.ops)
 
 
+def lean_ns(pkg: ModuleType, trace: Trace) -> float:
+    """Nanoseconds per operation of one replay, one timer around the whole loop.
+
+    The operations and their order are :func:`run_ops`' (no ``--sync``).
+    """
+    fl = pkg.HashmapFreelist(trace.free_ids())
+    gc.collect()
+    allocate, free, release = fl.allocate, fl.free, fl.release
+    hwm = trace.hwm
+    starts: list[int] = []
+    sizes: list[int] = []
+    txid = 2
+    ops = trace.ops
+    t0 = time.perf_counter_ns()
+    for code, a, b in ops:
+        if code == "A":
+            s = allocate(txid, a)
+            if not s:
+                s = hwm
+                hwm += a
+            starts.append(s)
+            sizes.append(a)
+        elif code == "F":
+            free(txid, starts[a], sizes[a])
+        elif code == "D":
+            free(txid, a, b)
+        else:
+            release(txid)
+            txid += 1
+    return (time.perf_counter_ns() - t0) / len(ops)
+
+
 def cycle_ns(fl: Any, rounds: int) -> float:
     """Median nanoseconds of allocate(1) + free + release, timed as one."""
     pc = time.perf_counter_ns
@@ -100,22 +135,27 @@ def main() -> None:
         base = load_base(args.base, Path(tmp))
         pkgs = {"base": base, "new": freelist}
         print(f"baseline {args.base} vs working tree; median of {args.repeat} interleaved runs")
-        print("seed replay, best-fit hashmap (us/op)")
-        print(f"{'free pages':>10} {'base':>8} {'new':>8} {'new/base':>9}")
-        per_op: dict[str, list[float]] = {"base": [], "new": []}
-        for size in args.sizes:
-            trace = generate("seed", size, 2000, 1)
-            got: dict[str, list[float]] = {"base": [], "new": []}
-            for _ in range(args.repeat):
-                for name, pkg in pkgs.items():
-                    got[name].append(replay_ns(pkg, "hashmap", trace))
-            b, n = (statistics.median(got[k]) / 1000 for k in ("base", "new"))
-            per_op["base"].append(b)
-            per_op["new"].append(n)
-            print(f"{size:>10,} {b:8.2f} {n:8.2f} {n / b:9.2f}")
-        for name in ("base", "new"):
-            rise = per_op[name][-1] / per_op[name][0]
-            print(f"rise {args.sizes[0]:,} -> {args.sizes[-1]:,}, {name}: {rise:.2f}x")
+        traces = {size: generate("seed", size, 2000, 1) for size in args.sizes}
+        loops = (
+            ("run_ops, a timer per operation", lambda pkg, t: replay_ns(pkg, "hashmap", t)),
+            ("lean loop, one timer per replay", lean_ns),
+        )
+        for label, measure in loops:
+            print(f"seed replay, best-fit hashmap (us/op; {label})")
+            print(f"{'free pages':>10} {'base':>8} {'new':>8} {'new/base':>9}")
+            per_op: dict[str, list[float]] = {"base": [], "new": []}
+            for size, trace in traces.items():
+                got: dict[str, list[float]] = {"base": [], "new": []}
+                for _ in range(args.repeat):
+                    for name, pkg in pkgs.items():
+                        got[name].append(measure(pkg, trace))
+                b, n = (statistics.median(got[k]) / 1000 for k in ("base", "new"))
+                per_op["base"].append(b)
+                per_op["new"].append(n)
+                print(f"{size:>10,} {b:8.2f} {n:8.2f} {n / b:9.2f}")
+            for name in ("base", "new"):
+                rise = per_op[name][-1] / per_op[name][0]
+                print(f"rise {args.sizes[0]:,} -> {args.sizes[-1]:,}, {name}: {rise:.2f}x")
         print("one-page allocate + free + release (us)")
         print(f"{'free pages':>10} {'freelist':>8} {'base':>8} {'new':>8} {'new/base':>9}")
         for size in args.sizes:

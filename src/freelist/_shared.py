@@ -17,12 +17,28 @@ implement only the storage hooks:
     the same for one run (a commit that frees one run; by default ``_put``);
 ``_overlaps_free(start, n)``
     whether any page of ``start .. start+n-1`` is free;
-``free_count``, ``free_page_ids()``, ``free_spans()``, ``_check_storage()``.
+``free_count``, ``free_page_ids()``, ``free_spans()``, ``_check_storage()``;
+``_free_top()``, ``_fill_map(fm)``
+    one past the largest free page; set the page map's byte of every free
+    page below ``len(fm)`` (to build the page map, below).
 
 Pending frees are kept per transaction as runs ``(start, n, alloc_txid)``, so
 the work of a free, a release or a rollback is proportional to the runs
-involved, not to the size of the freelist.  A set of pending page ids answers
-"is this page pending?" in O(1) for the double-free check.
+involved, not to the size of the freelist.
+
+The double-free check of every free asks "is any of these pages free or
+pending?".  A page map answers it with one index: a ``bytearray`` with one
+byte per page id below its length, 1 for a page that is free or pending, 0
+otherwise.  A free sets its pages, an allocation clears them, and a release
+(pending becomes free) leaves the map alone.  The map costs one byte per page
+of the file, not per free page, so it only covers ids below
+``max(2**21, 16 * (free + pending pages))`` (doubled when a free passes its
+end); pages past it, rare, are checked the slow way: a set of far pending
+pages and the storage's own ``_overlaps_free``.  Whatever replaces the free
+set wholesale calls ``_drop_cache()``, which drops the map; it is rebuilt
+from the storage at once by the constructor, :meth:`init` and :meth:`reload`,
+and otherwise at its next use (the first free falls through to the slow path,
+which rebuilds it).
 """
 
 from __future__ import annotations
@@ -48,6 +64,11 @@ MAX_ID = (1 << 64) - 1
 
 # The argument checks of allocate, free and release spell MAX_ID (and MAX_ID + 1)
 # as literals: a constant, where the name is a global lookup on every call.
+
+# The page map covers at least this many page ids when the free and pending
+# pages are few (2 MiB), else 16 per free or pending page.
+_MAP_MIN = 1 << 21
+_MAP_PER_PAGE = 16
 
 # Above this many unapplied changes, the sorted id cache is dropped rather than
 # patched (patching costs one memmove of the cache per change).
@@ -151,11 +172,15 @@ class SharedFreelist:
 
     __slots__ = (
         "_allocs",
+        "_far",
+        "_far_pend",
         "_ids_cache",
         "_ids_log",
+        "_map",
+        "_map_stale",
         "_marks",
+        "_npend",
         "_pending",
-        "_pending_pages",
         "_readers",
         "_undo",
         "_writer",
@@ -167,8 +192,15 @@ class SharedFreelist:
         #: txid -> the ``begin`` of the last release_range that scanned it
         #: (bbolt's lastReleaseBegin): an unchanged entry is not scanned again.
         self._marks: dict[int, int] = {}
-        #: every pending page id, for O(1) double-free checks.
-        self._pending_pages: set[int] = set()
+        #: number of pending pages.
+        self._npend = 0
+        #: page map: byte p is 1 iff page p is free or pending (p < len);
+        #: _far: free or pending pages may lie at or past its end, whose
+        #: pending ones are in _far_pend (see the module docs).
+        self._map = bytearray()
+        self._far = False
+        self._far_pend: set[int] = set()
+        self._map_stale = True
         #: first page of an allocated run -> txid that allocated it (bbolt's allocs).
         self._allocs: dict[int, int] = {}
         #: the txid of the latest allocate() and the runs it allocated, so that
@@ -180,7 +212,9 @@ class SharedFreelist:
         #: sorted free+pending ids as array('Q'), patched lazily from _ids_log.
         self._ids_cache: array[int] | None = None
         self._ids_log: list[tuple[int, int]] | None = None
-        self._init_storage(validate_ids(ids))
+        lst = validate_ids(ids)
+        self._init_storage(lst)
+        self._ensure_map(lst)
 
     # ------------------------------------------------------------------
     # Storage hooks (implemented by the subclasses).
@@ -236,7 +270,7 @@ class SharedFreelist:
 
         Runtime complexity: O(1).
         """
-        return len(self._pending_pages)
+        return self._npend
 
     @property
     def count(self) -> int:
@@ -244,7 +278,7 @@ class SharedFreelist:
 
         Runtime complexity: O(1).
         """
-        return self.free_count + len(self._pending_pages)
+        return self.free_count + self._npend
 
     @property
     def readers(self) -> list[int]:
@@ -271,11 +305,13 @@ class SharedFreelist:
         the ids into runs).
         """
         lst = validate_ids(ids)
-        if self._pending_pages and not self._pending_pages.isdisjoint(lst):
-            clash = min(self._pending_pages.intersection(lst))
+        pp = self._pending_set()
+        if pp and not pp.isdisjoint(lst):
+            clash = min(pp.intersection(lst))
             raise InvalidPageIdsError(f"page {clash} is pending; it cannot also be free")
         self._init_storage(lst)
         self._drop_cache()
+        self._ensure_map(lst)
 
     def _init_verified(
         self,
@@ -303,11 +339,127 @@ class SharedFreelist:
         Runtime complexity: O(F).
         """
         lst = validate_ids(ids)
-        pp = self._pending_pages
+        pp = self._pending_set()
         if pp:
             lst = [x for x in lst if x not in pp]
         self._init_storage(lst)
         self._drop_cache()
+        self._ensure_map(lst)
+
+    # ------------------------------------------------------------------
+    # The page map (see the module docs).
+
+    def _pending_set(self) -> set[int]:
+        """Every pending page id, as a new set (O(P))."""
+        out: set[int] = set()
+        for runs in self._pending.values():
+            for s, n, _ in runs:
+                if n == 1:
+                    out.add(s)
+                else:
+                    out.update(range(s, s + n))
+        return out
+
+    def _map_cap(self, pages: int) -> int:
+        """The longest map allowed for ``pages`` free and pending pages."""
+        return max(_MAP_MIN, _MAP_PER_PAGE * pages)
+
+    def _free_top(self) -> int:
+        raise NotImplementedError
+
+    def _fill_map(self, fm: bytearray) -> None:
+        raise NotImplementedError
+
+    def _ensure_map(self, ids: list[int] | None = None) -> None:
+        """Build the page map from the storage and the pending runs, if dropped.
+
+        ``ids``, when given, are the free ids the storage was just built from
+        (in any order): one byte set per id, faster than asking the storage.
+        O(F + P).
+        """
+        if not self._map_stale:
+            return
+        pend = self._pending_set()
+        top = max(self._free_top(), max(pend, default=-1) + 1)
+        cap = self._map_cap(self.free_count + len(pend))
+        size = top + 1 if top < cap else cap
+        fm = bytearray(size)
+        if ids is None:
+            self._fill_map(fm)
+        elif top <= size:
+            for p in ids:
+                fm[p] = 1
+        else:
+            for p in ids:
+                if p < size:
+                    fm[p] = 1
+        for p in pend:
+            if p < size:
+                fm[p] = 1
+        self._far_pend = {p for p in pend if p >= size}
+        self._far = top > size
+        self._map = fm
+        self._map_stale = False
+
+    def _marked(self, start: int, n: int) -> bool:
+        """Whether any page of ``start .. start+n-1`` is free or pending (slow path)."""
+        fm = self._map
+        size = len(fm)
+        if start < size and fm.find(1, start, min(start + n, size)) >= 0:
+            return True
+        if start + n <= size:
+            return False
+        lo = max(start, size)
+        far = self._far_pend
+        if far and not far.isdisjoint(range(lo, start + n)):
+            return True
+        return self._overlaps_free(lo, start + n - lo)
+
+    def _mark_far(self, start: int, n: int) -> None:
+        """Check and mark a run that passes the map's end (the slow path of free).
+
+        The map grows when no page past its end is free or pending and the
+        run fits in its allowed length; otherwise the pages past the end go to
+        the far pending set.
+        """
+        if self._map_stale:
+            self._ensure_map()
+        fm = self._map
+        end = start + n
+        if end > len(fm):
+            cap = self._map_cap(self.free_count + self._npend + n)
+            if self._far or end >= cap:
+                self._mark_past(start, n)
+                return
+            fm.extend(bytes(min(max(end + 1, 2 * len(fm)), cap) - len(fm)))
+        if fm.find(1, start, end) >= 0:
+            raise self._double_free(start, n)
+        fm[start:end] = b"\x01" * n
+
+    def _mark_past(self, start: int, n: int) -> None:
+        """Check and mark a run that passes the end of a map that cannot grow."""
+        fm = self._map
+        end = start + n
+        if self._marked(start, n):
+            raise self._double_free(start, n)
+        size = len(fm)
+        if start < size:
+            fm[start:size] = b"\x01" * (size - start)
+        self._far_pend.update(range(max(start, size), end))
+        self._far = True
+
+    def _unmark(self, start: int, n: int) -> None:
+        """Pages ``start .. start+n-1`` are neither free nor pending any more."""
+        fm = self._map
+        size = len(fm)
+        end = start + n
+        if start < size:
+            if end <= size:
+                fm[start:end] = bytes(n)
+                return
+            fm[start:size] = bytes(size - start)
+        if self._far_pend:
+            self._far_pend.difference_update(range(max(start, size), end))
 
     # ------------------------------------------------------------------
     # Allocation and freeing.
@@ -337,6 +489,13 @@ class SharedFreelist:
                 raise InvalidArgumentError(f"n must be in [1, 2**64-1], got {n}")
         start = self._take(n)
         if start:
+            if n == 1:
+                try:  # noqa: SIM105 - a try costs nothing, contextlib.suppress a call
+                    self._map[start] = 0
+                except IndexError:  # past the map: a far page, not in it
+                    pass
+            else:
+                self._unmark(start, n)
             self._allocs[start] = txid
             if txid != self._writer:
                 self._writer = txid
@@ -347,7 +506,7 @@ class SharedFreelist:
             if log is not None:
                 log.append((start, -n))
                 if len(log) > _LOG_CAP:
-                    self._drop_cache()
+                    self._drop_ids()
         return start
 
     def free(self, txid: int, start: int, n: int = 1) -> None:
@@ -363,8 +522,11 @@ class SharedFreelist:
         :raises MetaPageError: ``start`` is 0 or 1.
         :raises DoubleFreeError: a page of the run is already free or pending.
 
-        Runtime complexity: O(n) set insertions plus the free-set check (array:
-        O(log F); hashmap: O(1) expected, O(log L) with L runs longer than 4).
+        Runtime complexity: O(n): the run's bytes of the page map are checked
+        and set.  Past the map's end (see the module docs) the map doubles,
+        amortised O(1) per page, or, past its bound, the storage checks the
+        run (array: O(log F); hashmap: O(n) expected, O(log L) with L runs
+        longer than 4).
         """
         if (
             type(txid) is not int
@@ -379,12 +541,25 @@ class SharedFreelist:
         ):
             txid = _check_txid(txid)
             start, n = _check_run(start, n)
-        pp = self._pending_pages
+        fm = self._map
         if n == 1:
-            if start in pp or self._overlaps_free(start, 1):
-                raise self._double_free(start, 1)
-        elif not pp.isdisjoint(range(start, start + n)) or self._overlaps_free(start, n):
-            raise self._double_free(start, n)
+            try:
+                taken = fm[start]
+            except IndexError:  # past the map's end
+                self._mark_far(start, 1)
+            else:
+                if taken:
+                    raise self._double_free(start, 1)
+                fm[start] = 1
+        else:
+            end = start + n
+            if end > len(fm):
+                self._mark_far(start, n)
+            elif fm.find(1, start, end) >= 0:
+                raise self._double_free(start, n)
+            else:
+                fm[start:end] = b"\x01" * n
+        self._npend += n
         atx = self._allocs.pop(start, 0)
         runs = self._pending.get(txid)
         if runs is None:
@@ -393,19 +568,16 @@ class SharedFreelist:
             runs.append((start, n, atx))
         if self._marks:
             self._marks.pop(txid, None)
-        if n == 1:
-            pp.add(start)
-        else:
-            pp.update(range(start, start + n))
         log = self._ids_log
         if log is not None:
             log.append((start, n))
             if len(log) > _LOG_CAP:
-                self._drop_cache()
+                self._drop_ids()
 
     def _double_free(self, start: int, n: int) -> DoubleFreeError:
+        pp = self._pending_set()
         for p in range(start, start + n):
-            if p in self._pending_pages:
+            if p in pp:
                 return DoubleFreeError(f"page {p} is already pending (freed, not yet released)")
             if self._overlaps_free(p, 1):
                 return DoubleFreeError(f"page {p} is already free")
@@ -437,13 +609,9 @@ class SharedFreelist:
             spans = pend.pop(tid)
             if self._marks:
                 self._marks.pop(tid, None)
-            pp = self._pending_pages
-            if len(spans) == 1:
+            if len(spans) == 1 and not self._far_pend:
                 s, n, _ = spans[0]
-                if n == 1:
-                    pp.discard(s)
-                else:
-                    pp.difference_update(range(s, s + n))
+                self._npend -= n
                 self._put1(s, n)
                 return
             self._release_spans(spans)
@@ -474,12 +642,14 @@ class SharedFreelist:
         self._release_spans(spans)
 
     def _release_spans(self, spans: list[tuple[int, int, int]]) -> None:
-        pp = self._pending_pages
-        for s, n, _ in spans:
-            if n == 1:
-                pp.discard(s)
-            else:
-                pp.difference_update(range(s, s + n))
+        # The pages stay marked in the map: pending becomes free.
+        far = self._far_pend
+        if far:
+            size = len(self._map)
+            for s, n, _ in spans:
+                if s + n > size:
+                    far.difference_update(range(max(s, size), s + n))
+        self._npend -= sum([sp[1] for sp in spans])
         self._put(spans)
 
     def release_range(self, begin: int, end: int) -> None:
@@ -598,15 +768,12 @@ class SharedFreelist:
         pages it allocated; O(A) over all allocation records for an older txid.
         """
         txid = _check_txid(txid)
-        pp = self._pending_pages
         runs = self._pending.pop(txid, None)
         self._marks.pop(txid, None)
         if runs is not None:
             for s, n, atx in runs:
-                if n == 1:
-                    pp.discard(s)
-                else:
-                    pp.difference_update(range(s, s + n))
+                self._unmark(s, n)
+                self._npend -= n
                 if atx and atx != txid:
                     self._allocs[s] = atx
         allocs = self._allocs
@@ -618,13 +785,23 @@ class SharedFreelist:
                 pages.update(range(s, s + n))
             self._writer = 0
             self._undo = []
-            pages -= pp
+            pages -= self._pending_set()
             back = sorted(p for p in pages if not self._overlaps_free(p, 1))
-            self._put([(s, n, 0) for s, n in runs_of(back)])
+            spans = [(s, n, 0) for s, n in runs_of(back)]
+            self._put(spans)
+            fm = self._map
+            size = len(fm)
+            for s, n, _ in spans:
+                if s + n <= size:
+                    fm[s : s + n] = b"\x01" * n
+                else:
+                    if s < size:
+                        fm[s:size] = b"\x01" * (size - s)
+                    self._far = True  # free pages past the map
         else:
             for s in [s for s, t in allocs.items() if t == txid]:
                 del allocs[s]
-        self._drop_cache()
+        self._drop_ids()
 
     # ------------------------------------------------------------------
     # Queries.
@@ -635,14 +812,20 @@ class SharedFreelist:
         :raises InvalidTypeError: ``pgid`` is not an int.
         :raises InvalidArgumentError: ``pgid`` is negative.
 
-        Runtime complexity: O(1) expected for the hashmap (O(log L) when long
-        runs exist), O(log F) for the array.
+        Runtime complexity: O(1) from the page map; past its end O(1)
+        expected for the hashmap (O(log L) when long runs exist), O(log F) for
+        the array.
         """
         if type(pgid) is not int or pgid < 0:
             pgid = _as_int(pgid, "pgid")
             if pgid < 0:
                 raise InvalidArgumentError(f"page id must not be negative, got {pgid}")
-        return pgid in self._pending_pages or self._overlaps_free(pgid, 1)
+        if self._map_stale:
+            self._ensure_map()
+        fm = self._map
+        if pgid < len(fm):
+            return bool(fm[pgid])
+        return pgid in self._far_pend or self._overlaps_free(pgid, 1)
 
     def pending_page_ids(self) -> dict[int, list[int]]:
         """The pending page ids of each transaction, each list sorted.
@@ -683,8 +866,8 @@ class SharedFreelist:
         cache = self._ids_cache
         if cache is None:
             ids = self.free_page_ids()
-            if self._pending_pages:
-                ids.extend(self._pending_pages)
+            if self._npend:
+                ids.extend(self._pending_set())
                 ids.sort()
             cache = self._ids_cache = array("Q", ids)
             self._ids_log = []
@@ -700,9 +883,19 @@ class SharedFreelist:
                 log.clear()
         return cache[:]
 
-    def _drop_cache(self) -> None:
+    def _drop_ids(self) -> None:
         self._ids_cache = None
         self._ids_log = None
+
+    def _drop_cache(self) -> None:
+        # The free set was replaced wholesale: the sorted ids and the page map
+        # go (_ensure_map builds the map again; see the module docs).
+        self._ids_cache = None
+        self._ids_log = None
+        self._map = bytearray()
+        self._far_pend = set()
+        self._far = False
+        self._map_stale = True
 
     # ------------------------------------------------------------------
     # Invariant.
@@ -729,9 +922,22 @@ class SharedFreelist:
                 assert seen.isdisjoint(run), f"pending runs overlap at {s}"
                 seen |= run
                 total += n
-        assert seen == self._pending_pages, "pending page set does not match pending runs"
-        assert total == len(self._pending_pages)
+        assert total == self._npend, "pending count does not match pending runs"
         free = set(self.free_page_ids())
+        fm = self._map
+        size = len(fm)
+        marked = free | seen
+        if self._map_stale:
+            assert not fm, "a dropped page map is not empty"
+            assert not self._far_pend, "a dropped page map keeps far pending pages"
+        else:
+            want = bytearray(size)
+            for p in marked:
+                if p < size:
+                    want[p] = 1
+            assert fm == want, "page map does not match the free and pending pages"
+            assert self._far_pend == {p for p in seen if p >= size}, "far pending set is wrong"
+            assert self._far or not any(p >= size for p in marked), "pages past the map, unflagged"
         assert free.isdisjoint(seen), f"pages both free and pending: {sorted(free & seen)[:5]}"
         assert len(free) == self.free_count
         for tid, k in self._readers.items():

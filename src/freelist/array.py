@@ -78,6 +78,18 @@ class ArrayFreelist(SharedFreelist):
         """
         return len(self._ids)
 
+    def _free_top(self) -> int:
+        d = self._ids
+        return d[0] + 1 if d else 0
+
+    def _fill_map(self, fm: bytearray) -> None:
+        d = self._ids  # descending
+        size = len(fm)
+        if d and d[0] >= size:
+            d = [p for p in d if p < size]
+        for p in d:
+            fm[p] = 1
+
     def _take(self, n: int) -> int:
         d = self._ids
         if n == 1:

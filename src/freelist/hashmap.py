@@ -29,12 +29,18 @@ What this implementation adds beyond bbolt:
   blocks, with a max-tree over each block's longest run (see
   :class:`_FirstFitHashmap`); it keeps no size heaps, so best fit pays nothing
   for it.
-* **No per-page memory.**  bbolt keeps a hash set of every free page id to
-  answer "is this page free?".  Here that question is answered from the runs:
+* **No hash entry per free page.**  bbolt keeps a hash set of every free
+  page id to answer "is this page free?".  Here the free and pending pages
+  are one byte each in the shared page map (one byte per page of the file,
+  see :mod:`freelist._shared`), and the runs answer for pages past the map:
   a run of at most four pages that contains page ``p`` starts at one of
   ``p-3 .. p`` (found by probing ``forward``); longer runs are few and are
   indexed by their end in a :class:`sortedcontainers.SortedList`.  Allocating
   from the front of a long run keeps its end, so the index rarely changes.
+* **Stale run ends.**  Best fit leaves the end of a run it allocates whole in
+  ``backward`` (deleting it is one more cache miss in a large map); a release
+  checks what it finds there against ``forward``, and the map is rebuilt once
+  the stale ends could outnumber the runs by 1,024.
 * **The sorted id list without a sort per commit** (see
   :meth:`~freelist._shared.SharedFreelist.page_id_array`), where bbolt's hashmap
   sorts every free id each time it writes the freelist.
@@ -65,6 +71,10 @@ POLICIES: tuple[Policy, ...] = ("best-fit", "bbolt", "first-fit")
 # are indexed by their end in `_large`.
 _SMALL = 4
 
+# Best fit leaves the end of a run it allocates whole in `_backward` (stale);
+# it rebuilds that map once it has left this many more than there are runs.
+_STALE_ENDS = 1024
+
 
 class HashmapFreelist(SharedFreelist):
     """The freelist as hash maps of free runs, O(1) allocation and merging.
@@ -88,16 +98,17 @@ class HashmapFreelist(SharedFreelist):
     Runtime complexity (S runs, D distinct run sizes, L runs longer than four
     pages): build O(F + S log S); :meth:`allocate` O(1) expected for an exact
     fit, O(log D + log L) when it splits a larger run (amortised, heaps are
-    compacted lazily); :meth:`free` O(n) expected; :meth:`release` O(1) expected
-    per run merged (O(log L) when a long run changes end); memory proportional
-    to S, not to F.  First fit: :meth:`allocate` O(log S) (amortised, and
-    O(1) for one page); :meth:`release` O(log S) per run merged; :meth:`free`
-    O(n) expected, O(log S) for the overlap check; memory O(S), about 180
-    bytes a run.
+    compacted lazily); :meth:`free` O(n); :meth:`release` O(1) expected per
+    run merged (O(log L) when a long run changes end); memory proportional to
+    S, plus one byte per page of the file (the page map).  First fit:
+    :meth:`allocate` O(log S) (amortised, and O(1) for one page);
+    :meth:`release` O(log S) per run merged; :meth:`free` O(n); memory O(S),
+    about 185 bytes a run, plus the page map.
     """
 
     __slots__ = (
         "_backward",
+        "_budget",
         "_forward",
         "_free",
         "_fronts",
@@ -117,6 +128,8 @@ class HashmapFreelist(SharedFreelist):
     _sizes: list[int]
     _large: SortedList
     _free: int
+    #: stale ``_backward`` entries best fit may still leave before it rebuilds the map.
+    _budget: int
 
     def __new__(
         cls,
@@ -199,6 +212,13 @@ class HashmapFreelist(SharedFreelist):
         self._sizes = sorted(fronts)
         self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
         self._free = free
+        self._budget = len(fwd) + _STALE_ENDS
+
+    def _rebuild_backward(self) -> None:
+        """Drop the stale entries of ``_backward`` (best fit leaves them, see _take)."""
+        fwd = self._forward
+        self._backward = {s + n: n for s, n in fwd.items()}
+        self._budget = len(fwd) + _STALE_ENDS
 
     @property
     def free_count(self) -> int:
@@ -207,6 +227,26 @@ class HashmapFreelist(SharedFreelist):
         Runtime complexity: O(1).
         """
         return self._free
+
+    def _free_top(self) -> int:
+        fwd = self._forward
+        if not fwd:
+            return 0
+        last = max(fwd)
+        return last + fwd[last]
+
+    def _fill_map(self, fm: bytearray) -> None:
+        size = len(fm)
+        ones = b"\x01"
+        for s, n in self._forward.items():
+            e = s + n
+            if e <= size:
+                if n == 1:
+                    fm[s] = 1
+                else:
+                    fm[s:e] = ones * n
+            elif s < size:
+                fm[s:size] = ones * (size - s)
 
     def _unlink_size(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
@@ -270,9 +310,11 @@ class HashmapFreelist(SharedFreelist):
         while True:
             # (an empty front means the heap holds the size's runs: not None)
             a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)  # type: ignore[arg-type]
-            if fwd.get(a) == k:
+            size = fwd.pop(a, None)
+            if size == k:
                 break
-        del fwd[a]
+            if size is not None:  # a stale entry: the run there now has another size
+                fwd[a] = size
         end = a + k
         # The run (a, k) leaves the size index (inline _unlink_size).
         live = self._live
@@ -288,7 +330,14 @@ class HashmapFreelist(SharedFreelist):
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
         if k == n:
-            del self._backward[end]
+            # The run's end stays in _backward, stale (deleting it costs a
+            # cache miss in a large map): _put checks what it finds there
+            # against _forward, and the map is rebuilt when the stale entries
+            # could outnumber the runs.
+            budget = self._budget - 1
+            self._budget = budget
+            if budget < 0:
+                self._rebuild_backward()
             if k > _SMALL:
                 self._large.remove(end)
         else:
@@ -315,10 +364,22 @@ class HashmapFreelist(SharedFreelist):
             added += n
             s = start
             e = s + n
-            keep_end = False
             psz = bwd.pop(s, None)
+            if psz is not None and fwd.get(s - psz) != psz:
+                psz = None  # a stale end (see _take)
+            nsz = fwd.pop(e, None)
             if psz is not None:  # merge with the run that ends at s
-                del fwd[s - psz]
+                s -= psz
+            if nsz is not None:  # merge with the run that starts at e
+                e += nsz
+            # The merged run's entries overwrite those of the run before (its
+            # start) and of the run after (its end): no delete and re-insert.
+            size = e - s
+            fwd[s] = size
+            bwd[e] = size
+            # The merged runs leave their sizes' index (stale heap entries are
+            # recognised by fwd, already updated above).
+            if psz is not None:
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
@@ -327,11 +388,9 @@ class HashmapFreelist(SharedFreelist):
                 else:
                     unlink(psz)
                 if psz > _SMALL:
-                    large.remove(s)
-                s -= psz
-            nsz = fwd.pop(e, None)
-            if nsz is not None:  # merge with the run that starts at e
-                e += nsz
+                    large.remove(start)
+            keep_end = False
+            if nsz is not None:
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
@@ -340,9 +399,6 @@ class HashmapFreelist(SharedFreelist):
                 else:
                     unlink(nsz)
                 keep_end = nsz > _SMALL  # its end stays the end of the merged run
-            size = e - s
-            fwd[s] = size
-            bwd[e] = size
             # Index the merged run by its size (inline _link_size).
             front = fronts.get(size)
             if front is None:
@@ -455,7 +511,12 @@ class HashmapFreelist(SharedFreelist):
 
     def _check_storage(self) -> None:
         fwd, bwd = self._forward, self._backward
-        assert len(fwd) == len(bwd), "forward and backward maps differ in size"
+        # Entries of _backward that end no run are stale (best fit leaves
+        # them, see _take): _forward must tell them from live ones.
+        live_ends = {s + n for s, n in fwd.items()}
+        for e, n in bwd.items():
+            if e not in live_ends:
+                assert fwd.get(e - n) != n, f"stale end {e} looks live"
         total = 0
         prev_end = -1
         for s, n in sorted(fwd.items()):
@@ -550,6 +611,7 @@ class _FirstFitHashmap(HashmapFreelist):
         self._forward = fwd
         self._backward = bwd
         self._free = free
+        self._budget = 0  # first fit deletes the ends it takes: none stale
         # best fit's size index is not used
         self._heaps = {}
         self._fronts = {}
@@ -842,6 +904,7 @@ class _FirstFitHashmap(HashmapFreelist):
         fwd = self._forward
         bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
         assert not self._heaps and not self._live and not self._sizes
+        assert len(self._backward) == len(fwd), "first fit left a stale end"
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
