@@ -23,6 +23,7 @@ from freelist import (
     persist,
     registry,
 )
+from freelist._shared import SharedFreelist
 from freelist.layout import (
     FREELIST_LOG_PAGE,
     LOG_VERSION,
@@ -95,7 +96,7 @@ def poke(path: Path, offset: int, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_round_trip_every_freelist(path: Path, spec: str) -> None:
+def test_round_trip_every_freelist(path: Path, spec: str, replay_onto: str) -> None:
     live: Runs = []
     with PageFile.open(path, freelist=spec, freelist_format="log", page_size=PS) as pf:
         churn(pf, live, 120, seed=1)
@@ -106,8 +107,17 @@ def test_round_trip_every_freelist(path: Path, spec: str) -> None:
         assert about["errors"] == []
     with PageFile.open(path, freelist=spec, freelist_format="log") as pf:
         assert pf.freelist.all_page_ids() == want
+        fl = pf.freelist
+        assert isinstance(fl, SharedFreelist)
+        # The replay's free map became the freelist's page map (with the
+        # free map; the dict replay leaves it to be built at its first use).
+        assert fl._map_stale == (replay_onto == "dict")
+        fl._check()
+        assert fl.freed(want[0]) and not fl.freed(pf.meta.root)
+        fl._check()
         assert pf.check(walk_of(live)) == []
         churn(pf, live, 40, seed=2)  # the chain read back is extended
+        fl._check()
         assert pf.check(walk_of(live)) == []
     with PageFile.open(path, freelist=spec, freelist_format="log") as pf:
         assert pf.check(walk_of(live)) == []

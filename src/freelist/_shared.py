@@ -316,15 +316,35 @@ class SharedFreelist:
     def _init_verified(
         self,
         ids: Iterable[int],
-        runs: Callable[[], Iterable[tuple[int, int]]],  # noqa: ARG002 - the hashmap's
+        runs: Callable[[], Iterable[tuple[int, int]]],
+        page_map: bytearray | None = None,
     ) -> None:
         """:meth:`init` from ids a reader has verified already (ints, sorted,
         unique, in range, none pending): the page file's open, which streams
         them from the file's bytes instead of holding a list of them.
         ``runs()`` gives the same set as maximal runs, for a class that builds
-        from runs (the hashmap); this one builds from ``ids``."""
-        self._init_storage(ids)
+        from runs; ``page_map``, when the reader has one (byte p is 1 iff page
+        p is in the set), becomes the page map instead of being rebuilt."""
+        self._init_from(ids, runs)
         self._drop_cache()
+        if page_map is not None and not self._npend:
+            cap = self._map_cap(self.free_count)
+            if len(page_map) > cap:
+                if self._free_top() > cap:
+                    return  # rebuilt at its first use, with far pages
+                del page_map[cap:]
+            self._map = page_map
+            self._far = False
+            self._far_pend = set()
+            self._map_stale = False
+
+    def _init_from(
+        self,
+        ids: Iterable[int],
+        runs: Callable[[], Iterable[tuple[int, int]]],  # noqa: ARG002 - the hashmap's
+    ) -> None:
+        # The storage from verified ids (the hashmap builds from the runs).
+        self._init_storage(ids)
 
     def reload(self, ids: Iterable[int]) -> None:
         """Rebuild the free set from ``ids``, leaving out pending pages.

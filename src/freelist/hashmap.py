@@ -178,14 +178,13 @@ class HashmapFreelist(SharedFreelist):
     def _init_storage(self, ids: Iterable[int]) -> None:
         self._init_runs(iter_runs(ids))
 
-    def _init_verified(
+    def _init_from(
         self,
         ids: Iterable[int],  # noqa: ARG002 - the array's
         runs: Callable[[], Iterable[tuple[int, int]]],
     ) -> None:
         # Built from runs: no pass over every id where the source has runs.
         self._init_runs(runs())
-        self._drop_cache()
 
     def _init_runs(self, runs: Iterable[tuple[int, int]]) -> None:
         """Replace the free set with ``runs`` (sorted, disjoint, maximal)."""

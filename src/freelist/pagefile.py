@@ -414,8 +414,11 @@ class PageFile:
             if isinstance(st.freelist, SharedFreelist):
                 # Verified by the format's reader (or made by the walk): built
                 # straight from the array or free map, with no list of ids.
-                runs = ids.runs if isinstance(ids, persist.FreeMap) else partial(iter_runs, ids)
-                st.freelist._init_verified(ids, runs)
+                if isinstance(ids, persist.FreeMap):
+                    # its bytes become the freelist's page map (see _shared)
+                    st.freelist._init_verified(ids, ids.runs, ids.release())
+                else:
+                    st.freelist._init_verified(ids, partial(iter_runs, ids))
             else:
                 st.freelist.init(ids)
         except InvalidPageIdsError as e:

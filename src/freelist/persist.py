@@ -716,6 +716,11 @@ class FreeMap(Collection[int]):
                     pm[start : start + n] = (b"\1" if nops[hi] & 1 else b"\0") * n
         return bad
 
+    def release(self) -> bytearray:
+        """The map itself, for the freelist to keep as its page map; this
+        object must not be used after the freelist is built from it."""
+        return self._map
+
     def first_in(self, start: int, n: int) -> int:
         """The first of pages ``start .. start+n-1`` in the set, or -1."""
         return self._map.find(1, start, start + n)
