@@ -314,9 +314,10 @@ def main() -> None:
                     del g["_path"], g["_walk"]
                     rows.append(g)
                     mib = 1 << 20
+                    per_page = f"{g['bytes_per_page_changed']:.1f}" if g["format"] == "log" else "-"
                     print(
                         f"{size:>9,} {g['kind']:>8} {g['format']:>6} "
-                        f"{g['bytes_per_commit']:>10,.0f} {g['bytes_per_page_changed']:>7.1f} "
+                        f"{g['bytes_per_commit']:>10,.0f} {per_page:>7} "
                         f"{g['median_ms']:>9.3f} {g['median_cpu_ms']:>7.3f} "
                         f"{g['open_ms']:>8.1f} {peak / mib:>8.1f} "
                         f"{held / mib:>7.1f} {g['checkpoint_bytes'] / mib:>8.2f}",
@@ -324,7 +325,7 @@ def main() -> None:
                     )
                     if "open_ms_same_set_bbolt" in g:
                         print(
-                            f"{'':>9} {'':>8} {'(same set as bbolt)':>37} "
+                            f"{'':>9} {'':>8} {'':>6} {'(the same free set in bbolt format)':>37} "
                             f"{g['open_ms_same_set_bbolt']:>8.1f} "
                             f"{g['open_peak_bytes_same_set_bbolt'] / mib:>8.1f}",
                             flush=True,
