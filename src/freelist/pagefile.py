@@ -394,6 +394,7 @@ class PageFile:
                 if not older.errors and older.ids is not None:
                     meta, stored = other, older
                     st.meta = meta
+        ids: Iterable[int]
         if not stored.errors and stored.ids is not None:
             owned, ids = stored.owned, stored.ids
         elif reachable is not None:
@@ -429,8 +430,9 @@ class PageFile:
 
     def _from_walk(
         self, reachable: Reachable, stored: persist.Stored
-    ) -> tuple[list[Run], list[int]]:
-        """The owned runs and free ids when the stored list is absent or
+    ) -> tuple[list[Run], Iterator[int]]:
+        """The owned runs and free ids (streamed from a bitmap of the walk, one
+        bit per page, not listed) when the stored list is absent or
         damaged: every page below the high-water mark that is not a meta, not
         reachable and not the stored freelist's own is free (the repair path;
         a damaged freelist page stays out of use until the next commit frees
@@ -453,7 +455,7 @@ class PageFile:
                     owned.append((p, 1))
         for s, n in owned:
             used.set(s, n)
-        return owned, list(used.clear())
+        return owned, used.clear()
 
     # ------------------------------------------------------------------
     # Properties.
