@@ -21,7 +21,7 @@ from freelist.hashmap import _STALE_ENDS
 
 from .conftest import FreelistFactory
 
-FAR = 1 << 40  # past any map this test builds (the map stops at 2**21 pages)
+FAR = 1 << 40  # past any map this test builds (its bound is far below)
 
 
 @pytest.fixture(
@@ -235,3 +235,21 @@ def test_a_growing_map_doubles_within_its_bound() -> None:
     fl.free(3, half + 100)
     assert len(fl._map) == _MAP_MIN  # doubling stops at the bound
     fl._check()
+
+
+def test_a_few_long_runs_keep_a_small_map() -> None:
+    """The hashmap's map follows its runs, not its pages: three runs of
+    30,000 pages get the minimum map, the array's (per page) covers them."""
+    ids = [p for s in (10, 40_010, 80_010) for p in range(s, s + 30_000)]
+    fl = HashmapFreelist(ids)
+    assert len(fl._map) <= _MAP_MIN
+    assert fl._far
+    assert fl.freed(110_009)
+    assert not fl.freed(110_010)
+    with pytest.raises(DoubleFreeError, match="page 110007 is already free"):
+        fl.free(5, 110_007, 5)
+    fl._check()
+    arr = ArrayFreelist(ids)
+    assert len(arr._map) > 110_010
+    assert not arr._far
+    arr._check()

@@ -31,10 +31,11 @@ pending?".  A page map answers it with one index: a ``bytearray`` with one
 byte per page id below its length, 1 for a page that is free or pending, 0
 otherwise.  A free sets its pages, an allocation clears them, and a release
 (pending becomes free) leaves the map alone.  The map costs one byte per page
-of the file, not per free page, so it only covers ids below
-``max(2**21, 16 * (free + pending pages))`` (doubled when a free passes its
-end); pages past it, rare, are checked the slow way: a set of far pending
-pages and the storage's own ``_overlaps_free``.  Whatever replaces the free
+of the file, not per free page (nor per free run), so it only covers ids
+below ``max(2**13, 16 * (free + pending pages))`` for the array and
+``max(2**13, 64 * (free + pending runs))`` for the hashmap (doubled when a
+free passes its end); pages past it, rare, are checked the slow way: a set of
+far pending pages and the storage's own ``_overlaps_free``.  Whatever replaces the free
 set wholesale calls ``_drop_cache()``, which drops the map; it is rebuilt
 from the storage at once by the constructor, :meth:`init` and :meth:`reload`,
 and otherwise at its next use (the first free falls through to the slow path,
@@ -65,10 +66,13 @@ MAX_ID = (1 << 64) - 1
 # The argument checks of allocate, free and release spell MAX_ID (and MAX_ID + 1)
 # as literals: a constant, where the name is a global lookup on every call.
 
-# The page map covers at least this many page ids when the free and pending
-# pages are few (2 MiB), else 16 per free or pending page.
-_MAP_MIN = 1 << 21
+# The page map covers at least this many page ids (8 KiB), else as many as
+# the storage's budget allows (_map_budget): 16 bytes per free or pending
+# page for the array, which keeps 40 a page anyway; 64 per free or pending
+# run for the hashmap, whose memory follows its runs, not its pages.
+_MAP_MIN = 1 << 13
 _MAP_PER_PAGE = 16
+_MAP_PER_RUN = 64
 
 # Above this many unapplied changes, the sorted id cache is dropped rather than
 # patched (patching costs one memmove of the cache per change).
@@ -328,7 +332,7 @@ class SharedFreelist:
         self._init_from(ids, runs)
         self._drop_cache()
         if page_map is not None and not self._npend:
-            cap = self._map_cap(self.free_count)
+            cap = self._map_cap()
             if len(page_map) > cap:
                 if self._free_top() > cap:
                     return  # rebuilt at its first use, with far pages
@@ -380,9 +384,15 @@ class SharedFreelist:
                     out.update(range(s, s + n))
         return out
 
-    def _map_cap(self, pages: int) -> int:
-        """The longest map allowed for ``pages`` free and pending pages."""
-        return max(_MAP_MIN, _MAP_PER_PAGE * pages)
+    def _map_cap(self, extra: int = 0) -> int:
+        """The longest map allowed now, with one more pending run of
+        ``extra`` pages."""
+        return max(_MAP_MIN, self._map_budget(extra))
+
+    def _map_budget(self, extra: int) -> int:
+        # Per page: the array's storage is per page anyway (the hashmap's
+        # override counts runs).
+        return _MAP_PER_PAGE * (self.free_count + self._npend + extra)
 
     def _free_top(self) -> int:
         raise NotImplementedError
@@ -401,7 +411,7 @@ class SharedFreelist:
             return
         pend = self._pending_set()
         top = max(self._free_top(), max(pend, default=-1) + 1)
-        cap = self._map_cap(self.free_count + len(pend))
+        cap = self._map_cap()
         size = top + 1 if top < cap else cap
         fm = bytearray(size)
         if ids is None:
@@ -447,7 +457,7 @@ class SharedFreelist:
         fm = self._map
         end = start + n
         if end > len(fm):
-            cap = self._map_cap(self.free_count + self._npend + n)
+            cap = self._map_cap(n)
             if self._far or end >= cap:
                 self._mark_past(start, n)
                 return

@@ -58,7 +58,7 @@ from typing import Literal
 
 from sortedcontainers import SortedList
 
-from ._shared import MAX_ID, SharedFreelist, iter_runs
+from ._shared import _MAP_PER_RUN, MAX_ID, SharedFreelist, iter_runs
 from .errors import InvalidArgumentError
 
 __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
@@ -226,6 +226,11 @@ class HashmapFreelist(SharedFreelist):
         Runtime complexity: O(1).
         """
         return self._free
+
+    def _map_budget(self, extra: int) -> int:  # noqa: ARG002 - the array's
+        # Per run, so that a free list of a few long runs keeps a small map.
+        pending = sum(map(len, self._pending.values()))
+        return _MAP_PER_RUN * (len(self._forward) + pending + 1)
 
     def _free_top(self) -> int:
         fwd = self._forward
