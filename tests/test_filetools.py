@@ -482,8 +482,12 @@ def test_inspect_shows_how_the_freelist_is_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
     path = tmp_path / "f.db"
-    with PageFile.open(path, freelist_format=fmt) as pf:
-        for _ in range(5):
+    with PageFile.open(path, freelist_format=fmt, page_size=512) as pf:
+        with pf.update() as tx:
+            spare = tx.allocate(300)
+        with pf.update() as tx:
+            tx.free(spare, 300)
+        for _ in range(60):
             with pf.update() as tx:
                 p = tx.allocate(3)
                 tx.write(p, b"x")
@@ -491,13 +495,19 @@ def test_inspect_shows_how_the_freelist_is_stored(
                     tx.free(tx.root, 3)
                 tx.root = p
         want = pf.stored_freelist()
+        runs = pf.freelist_runs
     assert want["format"] == fmt
     assert want["errors"] == []
-    assert want["pages"] >= 1
+    assert sum(n for _, n in runs) == want["pages"] >= 1
+    if fmt == "log":
+        assert len(runs) > 1  # a chain of runs, all of them counted
     assert main(["inspect", str(path), "--json", "--walk", "none"]) == 0
     report = json.loads(capsys.readouterr().out)
     got = report["stored_freelist"]
     assert got == want
+    # The map counts every page the stored freelist occupies (the log's whole
+    # chain, not only the run the meta names), and none of them as in use.
+    assert report["pages"]["freelist"] == want["pages"]
     if fmt == "log":
         assert got["chain_runs"] >= 1
         assert got["checkpoint_age"] == report["meta"]["txid"] - got["checkpoint_txid"] >= 0

@@ -318,19 +318,6 @@ class FileScan:
         }
 
 
-def _freelist_pages(pf: PageFile) -> int:
-    """Pages of the meta's freelist page with its overflow (0 when not synced).
-
-    A local helper: PageFile does not expose its freelist run.
-    """
-    fl = pf.meta.freelist
-    if fl == NO_FREELIST or not 2 <= fl < pf.meta.hwm:
-        return 0
-    with pf.view() as tx:
-        head = PageHeader.unpack(tx.read(fl))
-    return min(1 + head.overflow, pf.meta.hwm - fl)
-
-
 def scan_file(
     pf: PageFile,
     *,
@@ -360,9 +347,10 @@ def scan_file(
     pmap = PageMap(hwm, max_cells)
     tick = progress or (lambda _n: None)
     pmap.add(0, 2, "meta")
-    nfl = _freelist_pages(pf)
-    if nfl:
-        pmap.add(meta.freelist, nfl, "freelist")
+    nfl = 0
+    for s, n in pf.freelist_runs:  # bbolt's page and overflow, or the log's chain
+        pmap.add(s, n, "freelist")
+        nfl += n
     tick(2 + nfl)
     spans = sorted(pf.freelist.free_spans())
     lengths: Counter[int] = Counter()

@@ -571,6 +571,21 @@ class PageFile:
     # ------------------------------------------------------------------
     # Whole-file operations.
 
+    @property
+    def freelist_runs(self) -> list[Run]:
+        """The runs ``(start, n)`` of pages the stored freelist occupies,
+        sorted: bbolt's page with its overflow pages, the log's chain, none
+        when the freelist is not synced.
+
+        :raises ClosedError: the file is closed.
+
+        Runtime complexity: O(R), a copy of its R runs.
+        """
+        st = self._state
+        with st.lock:
+            st.check_open()
+            return list(st.owned)
+
     def stored_freelist(self) -> dict[str, Any]:
         """How the newest meta's freelist is stored on disk: ``format``
         (``"bbolt"``, ``"log"`` or ``"none"``), ``pages`` (pages it occupies)
