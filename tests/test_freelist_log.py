@@ -328,7 +328,42 @@ def test_record_past_the_high_water_mark(path: Path) -> None:
     bad = freelog.encode_records([(meta.hwm - 1, 2)], freelog.FREE)
     head = chain_of(path)[0]
     rewrite_head(path, payload=head.payload + bad)
-    with pytest.raises(FreelistPageError, match=r"past the high-water mark"):
+    k = len(head.payload) // freelog.RECORD.size
+    with pytest.raises(
+        FreelistPageError,
+        match=rf"log page {head.pgid}: record {k} names pages {meta.hwm - 1}\+2 .*high-water",
+    ):
+        PageFile.open(path, freelist_format="log")
+
+
+def test_a_bad_record_is_named_in_its_own_run(path: Path) -> None:
+    """Runs are replayed in batches; the error still names the run that holds
+    the bad record and its index there."""
+    live: Runs = []
+    with PageFile.open(path, freelist_format="log", page_size=PS) as pf:
+        with pf.update() as tx:
+            big = tx.allocate(12_000)
+        with pf.update() as tx:
+            for p in range(big, big + 12_000, 2):  # a 48 KB checkpoint
+                tx.free(p, 1)
+            live += [(p, 1) for p in range(big + 1, big + 12_000, 2)]
+        for seed in range(400):
+            churn(pf, live, 1, seed=seed)
+            if persist.describe(pf._state.io, pf.meta)["chain_runs"] >= 5:
+                break
+    chain = chain_of(path)
+    assert len(chain) >= 5
+    meta = newest(path)
+    victim = chain[2]  # an older, sealed record run, in a batch with the others
+    assert victim.kind == freelog.RECORDS
+    bad = freelog.RECORD.pack(meta.hwm - 1, 2 << 1 | freelog.FREE)
+    payload = victim.payload[: freelog.RECORD.size] + bad + victim.payload[2 * 16 :]
+    fields = {"kind": victim.kind, "prev": victim.prev, "txid": victim.txid}
+    poke(path, victim.pgid * PS, freelog.pack_run(victim.pgid, 1, PS, payload=payload, **fields))
+    with pytest.raises(
+        FreelistPageError,
+        match=rf"log page {victim.pgid}: record 1 names pages {meta.hwm - 1}\+2 ",
+    ):
         PageFile.open(path, freelist_format="log")
 
 
