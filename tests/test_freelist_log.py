@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from freelist import (
+    DoubleFreeError,
     FileIOError,
     FreelistPageError,
     NoValidMetaError,
@@ -485,3 +486,32 @@ def test_replay_refuses_a_record_past_the_high_water_mark() -> None:
     pm.load([10, 11])
     assert pm.replay(freelog.encode_records([(10, 1), (70, 1)], freelog.TAKE)) == 1
     assert list(pm) == [10, 11]
+
+
+def test_a_free_map_longer_than_the_page_map_may_be(path: Path, replay_onto: str) -> None:
+    """A few long free runs far into the file: the replay's free map is cut to
+    the hashmap's page-map bound (which follows its runs) and the pages past
+    it are answered by the runs, after open as before."""
+    with PageFile.open(path, freelist_format="log", page_size=512) as pf:
+        with pf.update() as tx:
+            start = tx.allocate(20_000)
+        with pf.update() as tx:
+            tx.free(start + 12_000, 3_000)
+            tx.free(start + 16_000, 3_000)
+            tx.root = start
+        want = pf.freelist.all_page_ids()
+    with PageFile.open(path, freelist="hashmap", freelist_format="log") as pf:
+        fl = pf.freelist
+        assert isinstance(fl, SharedFreelist)
+        assert fl.all_page_ids() == want
+        assert fl._map_stale == (replay_onto == "dict")
+        fl._check()
+        assert fl.freed(want[-1])
+        assert fl._far
+        assert len(fl._map) < want[-1]
+        with (
+            pytest.raises(DoubleFreeError, match=f"page {want[-1]} is already free"),
+            pf.update() as tx,
+        ):
+            tx.free(want[-1])
+        fl._check()

@@ -331,16 +331,8 @@ class SharedFreelist:
         p is in the set), becomes the page map instead of being rebuilt."""
         self._init_from(ids, runs)
         self._drop_cache()
-        if page_map is not None and not self._npend:
-            cap = self._map_cap()
-            if len(page_map) > cap:
-                if self._free_top() > cap:
-                    return  # rebuilt at its first use, with far pages
-                del page_map[cap:]
-            self._map = page_map
-            self._far = False
-            self._far_pend = set()
-            self._map_stale = False
+        if page_map is not None:
+            self._ensure_map(built=page_map)
 
     def _init_from(
         self,
@@ -400,12 +392,15 @@ class SharedFreelist:
     def _fill_map(self, fm: bytearray) -> None:
         raise NotImplementedError
 
-    def _ensure_map(self, ids: list[int] | None = None) -> None:
+    def _ensure_map(self, ids: list[int] | None = None, built: bytearray | None = None) -> None:
         """Build the page map from the storage and the pending runs, if dropped.
 
         ``ids``, when given, are the free ids the storage was just built from
         (in any order): one byte set per id, faster than asking the storage.
-        O(F + P).
+        ``built``, when given and nothing is pending, is the map already made
+        by the caller (byte p is 1 iff page p is free), taken and cut or
+        padded to the map's length.  O(F + P); with ``built``, only the
+        storage's top (O(1) for the array, O(S) for the hashmap's S runs).
         """
         if not self._map_stale:
             return
@@ -413,16 +408,23 @@ class SharedFreelist:
         top = max(self._free_top(), max(pend, default=-1) + 1)
         cap = self._map_cap()
         size = top + 1 if top < cap else cap
-        fm = bytearray(size)
-        if ids is None:
-            self._fill_map(fm)
-        elif top <= size:
-            for p in ids:
-                fm[p] = 1
+        if built is not None and not pend:
+            fm = built
+            if len(fm) > size:
+                del fm[size:]
+            else:
+                fm.extend(bytes(size - len(fm)))
         else:
-            for p in ids:
-                if p < size:
+            fm = bytearray(size)
+            if ids is None:
+                self._fill_map(fm)
+            elif top <= size:
+                for p in ids:
                     fm[p] = 1
+            else:
+                for p in ids:
+                    if p < size:
+                        fm[p] = 1
         for p in pend:
             if p < size:
                 fm[p] = 1
