@@ -24,7 +24,7 @@ from freelist import (
     persist,
     registry,
 )
-from freelist._shared import SharedFreelist
+from freelist._shared import SharedFreelist, run_lists
 from freelist.layout import (
     FREELIST_LOG_PAGE,
     LOG_VERSION,
@@ -462,6 +462,8 @@ def test_replay_matches_a_plain_replay(
     assert pm.replay(payload) == -1
     assert list(pm) == expect
     assert len(pm) == len(expect)
+    # runs, as the hashmap is built from them: starts and lengths, maximal
+    assert pm.runs() == run_lists(expect)
     assert all((p in pm) == (p in expect) for p in range(-1, 66))
     for s, n, _ in records:
         assert pm.first_in(s, n) == next((p for p in expect if s <= p < s + n), -1)

@@ -48,9 +48,12 @@ What this implementation adds beyond bbolt:
 
 from __future__ import annotations
 
+import itertools
+import operator
 import random
 import re
 from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from itertools import pairwise
@@ -58,7 +61,7 @@ from typing import Literal
 
 from sortedcontainers import SortedList
 
-from ._shared import _MAP_PER_RUN, MAX_ID, SharedFreelist, iter_runs
+from ._shared import _MAP_PER_RUN, MAX_ID, SharedFreelist, run_lists
 from .errors import InvalidArgumentError
 
 __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
@@ -74,6 +77,13 @@ _SMALL = 4
 # Best fit leaves the end of a run it allocates whole in `_backward` (stale);
 # it rebuilds that map once it has left this many more than there are runs.
 _STALE_ENDS = 1024
+
+
+def _large_ends(bwd: dict[int, int]) -> SortedList:
+    """The ends of the runs longer than ``_SMALL`` in ``bwd`` (end -> size)."""
+    return SortedList(
+        itertools.compress(bwd, map(operator.gt, bwd.values(), itertools.repeat(_SMALL)))
+    )
 
 
 class HashmapFreelist(SharedFreelist):
@@ -176,42 +186,34 @@ class HashmapFreelist(SharedFreelist):
     # Storage hooks -------------------------------------------------------
 
     def _init_storage(self, ids: Iterable[int]) -> None:
-        self._init_runs(iter_runs(ids))
+        self._init_runs(*run_lists(ids))
 
     def _init_from(
         self,
         ids: Iterable[int],  # noqa: ARG002 - the array's
-        runs: Callable[[], Iterable[tuple[int, int]]],
+        runs: Callable[[], tuple[list[int], list[int]]],
     ) -> None:
         # Built from runs: no pass over every id where the source has runs.
-        self._init_runs(runs())
+        self._init_runs(*runs())
 
-    def _init_runs(self, runs: Iterable[tuple[int, int]]) -> None:
-        """Replace the free set with ``runs`` (sorted, disjoint, maximal)."""
-        fwd: dict[int, int] = {}
-        bwd: dict[int, int] = {}
-        fronts: dict[int, list[int]] = {}
-        free = 0
-        for s, n in runs:
-            fwd[s] = n
-            bwd[s + n] = n
-            free += n
-            front = fronts.get(n)
-            if front is None:
-                fronts[n] = [s]
-            else:
-                front.append(s)
+    def _init_runs(self, starts: list[int], lens: list[int]) -> None:
+        """Replace the free set with the runs ``starts[i], lens[i]`` (sorted,
+        disjoint, maximal).  Loops in C: dicts from zips, and one append per
+        run to its size's front through a defaultdict."""
+        self._forward = dict(zip(starts, lens, strict=True))
+        self._backward = bwd = dict(zip(map(operator.add, starts, lens), lens, strict=True))
+        grouped: defaultdict[int, list[int]] = defaultdict(list)
+        any(map(list.append, map(grouped.__getitem__, lens), starts))
+        fronts = dict(grouped)
         for front in fronts.values():
             front.reverse()  # starts arrived ascending: each front is descending
-        self._forward = fwd
-        self._backward = bwd
         self._heaps = {}  # made when a size first needs one
         self._fronts = fronts
-        self._live = {k: len(v) for k, v in fronts.items()}
+        self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
         self._sizes = sorted(fronts)
-        self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
-        self._free = free
-        self._budget = len(fwd) + _STALE_ENDS
+        self._large = _large_ends(bwd)
+        self._free = sum(lens)
+        self._budget = len(starts) + _STALE_ENDS
 
     def _rebuild_backward(self) -> None:
         """Drop the stale entries of ``_backward`` (best fit leaves them, see _take)."""
@@ -600,21 +602,11 @@ class _FirstFitHashmap(HashmapFreelist):
     _hi: int
     _lo: int
 
-    def _init_runs(self, runs: Iterable[tuple[int, int]]) -> None:
-        fwd: dict[int, int] = {}
-        bwd: dict[int, int] = {}
-        starts: list[int] = []
-        caps = bytearray()
-        free = 0
-        for s, n in runs:
-            fwd[s] = n
-            bwd[s + n] = n
-            free += n
-            starts.append(s)
-            caps.append(n if n < 255 else 255)
-        self._forward = fwd
-        self._backward = bwd
-        self._free = free
+    def _init_runs(self, starts: list[int], lens: list[int]) -> None:
+        self._forward = dict(zip(starts, lens, strict=True))
+        self._backward = bwd = dict(zip(map(operator.add, starts, lens), lens, strict=True))
+        caps = bytearray(map(min, lens, itertools.repeat(255)))
+        self._free = sum(lens)
         self._budget = 0  # first fit deletes the ends it takes: none stale
         # best fit's size index is not used
         self._heaps = {}
@@ -622,7 +614,7 @@ class _FirstFitHashmap(HashmapFreelist):
         self._live = {}
         self._sizes = []
         # runs longer than _SMALL by end, for the overlap check, as best fit
-        self._large = SortedList(e for e, n in bwd.items() if n > _SMALL)
+        self._large = _large_ends(bwd)
         load = _FF_LOAD
         self._hi = 2 * load
         self._lo = max(1, load // 4)

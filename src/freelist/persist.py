@@ -742,20 +742,27 @@ class FreeMap(Collection[int]):
         """
         return self._map.find(1, start, start + n)
 
-    def runs(self) -> Iterator[tuple[int, int]]:
-        """The set as sorted, maximal ``(start, length)`` runs: two searches
-        in C a run, no step per page.
+    def runs(self) -> tuple[list[int], list[int]]:
+        """The set as sorted, maximal runs: their starts and their lengths.
 
-        Runtime complexity: O(R) steps for R runs, plus a scan of the map in C.
+        The map is read as one integer (a byte a page, little-endian): XOR
+        with itself shifted by one page marks every page where the set
+        starts or stops, and splitting those bytes at the marks gives the
+        marks' positions (starts and ends alternate).  Passes in C, no step
+        per page.
+
+        Runtime complexity: O(hwm) in C, plus O(R) C-level steps for R runs.
         """
-        find = self._map.find
-        s = find(1)
-        while s >= 0:
-            e = find(0, s)
-            if e < 0:
-                e = len(self._map)
-            yield s, e - s
-            s = find(1, e)
+        fm = self._map
+        x = int.from_bytes(fm, "little")
+        marks = (x ^ (x << 8)).to_bytes(len(fm) + 1, "little")
+        gaps = marks.split(b"\1")
+        gaps.pop()  # the bytes after the last mark
+        # mark k sits at (the bytes before it) + k: one past the sum of the
+        # gaps before it and the marks before it
+        pos = list(itertools.accumulate(map(operator.add, map(len, gaps), _ONE), initial=-1))
+        starts, ends = pos[1::2], pos[2::2]
+        return starts, list(map(operator.sub, ends, starts))
 
     def __contains__(self, page: object) -> bool:
         return type(page) is int and 0 <= page < len(self._map) and self._map[page] == 1
