@@ -35,7 +35,7 @@ from freelist import (
     InvalidTypeError,
     MetaPageError,
 )
-from freelist._shared import MAX_ID, SharedFreelist, run_lists
+from freelist._shared import MAX_ID, SharedFreelist, run_chunks
 
 from .conftest import FACTORIES, PROFILE, PROFILES, FreelistFactory, chosen_profile
 from .model import (
@@ -128,11 +128,15 @@ def test_the_hypothesis_profile_in_force_is_ours() -> None:
 
 
 @given(free_id_lists())
-def test_run_lists_groups_sorted_ids_into_maximal_runs(ids: list[int]) -> None:
+def test_run_chunks_group_sorted_ids_into_maximal_runs(ids: list[int]) -> None:
     """The starts and lengths the hashmap is built from: every id covered
     once, in order, and no two runs touching."""
-    starts, lens = run_lists(iter(ids))
-    assert len(starts) == len(lens)
+    starts: list[int] = []
+    lens: list[int] = []
+    for chunk, sizes in run_chunks(iter(ids)):
+        assert len(chunk) == len(sizes)
+        starts += chunk
+        lens += sizes
     assert [p for s, n in zip(starts, lens, strict=True) for p in range(s, s + n)] == ids
     assert all(n >= 1 for n in lens)
     assert all(s + n < t for s, n, t in zip(starts, lens, starts[1:], strict=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import struct
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +20,12 @@ from freelist import (
     PageFile,
     PageFileArgumentError,
     PageFileTypeError,
+    _shared,
     freelog,
     persist,
     registry,
 )
-from freelist._shared import SharedFreelist, run_lists
+from freelist._shared import SharedFreelist, run_chunks, runs_of
 from freelist.layout import (
     FREELIST_LOG_PAGE,
     LOG_VERSION,
@@ -463,10 +464,41 @@ def test_replay_matches_a_plain_replay(
     assert list(pm) == expect
     assert len(pm) == len(expect)
     # runs, as the hashmap is built from them: starts and lengths, maximal
-    assert pm.runs() == run_lists(expect)
+    assert _flat(pm.runs()) == _flat(run_chunks(expect))
+    assert _flat(pm.runs()) == [(s, n) for s, n in runs_of(expect)]
     assert all((p in pm) == (p in expect) for p in range(-1, 66))
     for s, n, _ in records:
         assert pm.first_in(s, n) == next((p for p in expect if s <= p < s + n), -1)
+
+
+def _flat(chunks: Iterable[tuple[list[int], list[int]]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for starts, lens in chunks:
+        assert len(starts) == len(lens)
+        out += zip(starts, lens, strict=True)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(st.integers(2, 63)),
+    st.integers(1, 70),
+    st.integers(2, 64),
+)
+def test_runs_come_whole_across_chunks(pages: set[int], chunk: int, hwm: int) -> None:
+    """Runs that cross a chunk's end (of the free map's pages, or of the
+    ids) come out whole, once, in order, from both groupings."""
+    pages = {p for p in pages if p < hwm}
+    want = [(s, n) for s, n in runs_of(sorted(pages))]
+    saved = (persist.RUN_CHUNK, _shared.RUN_CHUNK)
+    persist.RUN_CHUNK = _shared.RUN_CHUNK = chunk
+    try:
+        fm = persist.FreeMap(hwm)
+        fm.load(sorted(pages))
+        assert _flat(fm.runs()) == want
+        assert _flat(run_chunks(iter(sorted(pages)))) == want
+    finally:
+        persist.RUN_CHUNK, _shared.RUN_CHUNK = saved
 
 
 def test_replay_refuses_a_record_past_the_high_water_mark() -> None:

@@ -167,30 +167,42 @@ def iter_runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:
         yield start, prev - start + 1
 
 
-def run_lists(ids: Iterable[int]) -> tuple[list[int], list[int]]:
-    """Sorted, unique ids grouped into maximal runs, as two lists: the runs'
-    starts and their lengths (what a freelist built from runs takes; one
-    loop with two appends per run, no tuple per run).
+#: Ids (or pages of a free map) grouped into runs per chunk: a chunk's lists
+#: are short-lived, so a build from runs holds no list of every run.
+RUN_CHUNK = 1 << 16
+
+
+def run_chunks(ids: Iterable[int]) -> Iterator[tuple[list[int], list[int]]]:
+    """Sorted, unique ids grouped into maximal runs, as chunks of two lists:
+    the runs' starts and their lengths (what a freelist built from runs
+    takes; one loop with two appends per run, no tuple per run).  A chunk
+    covers up to :data:`RUN_CHUNK` ids; a run that goes on past them ends in
+    a later chunk.
 
     Runtime complexity: O(F).
     """
-    starts: list[int] = []
-    lens: list[int] = []
     it = iter(ids)
     start = next(it, -1)
     if start < 0:
-        return starts, lens
-    add_start, add_len = starts.append, lens.append
+        return
     prev = start
-    for x in it:
-        if x != prev + 1:
+    while True:
+        block = list(islice(it, RUN_CHUNK))
+        starts: list[int] = []
+        lens: list[int] = []
+        add_start, add_len = starts.append, lens.append
+        for x in block:
+            if x != prev + 1:
+                add_start(start)
+                add_len(prev - start + 1)
+                start = x
+            prev = x
+        if not block:
             add_start(start)
             add_len(prev - start + 1)
-            start = x
-        prev = x
-    add_start(start)
-    add_len(prev - start + 1)
-    return starts, lens
+            yield starts, lens
+            return
+        yield starts, lens
 
 
 class SharedFreelist:
@@ -346,14 +358,14 @@ class SharedFreelist:
     def _init_verified(
         self,
         ids: Iterable[int],
-        runs: Callable[[], tuple[list[int], list[int]]],
+        runs: Callable[[], Iterable[tuple[list[int], list[int]]]],
         page_map: bytearray | None = None,
     ) -> None:
         """:meth:`init` from ids a reader has verified already (ints, sorted,
         unique, in range, none pending): the page file's open, which streams
         them from the file's bytes instead of holding a list of them.
-        ``runs()`` gives the same set as maximal runs (their starts and
-        lengths, two lists), for a class that builds
+        ``runs()`` gives the same set as maximal runs (chunks of their starts
+        and lengths, see :func:`run_chunks`), for a class that builds
         from runs; ``page_map``, when the reader has one (byte p is 1 iff page
         p is in the set), becomes the page map instead of being rebuilt."""
         self._init_from(ids, runs)
@@ -364,7 +376,7 @@ class SharedFreelist:
     def _init_from(
         self,
         ids: Iterable[int],
-        runs: Callable[[], tuple[list[int], list[int]]],  # noqa: ARG002 - the hashmap's
+        runs: Callable[[], Iterable[tuple[list[int], list[int]]]],  # noqa: ARG002 - the hashmap's
     ) -> None:
         # The storage from verified ids (the hashmap builds from the runs).
         self._init_storage(ids)

@@ -61,7 +61,7 @@ from typing import Literal
 
 from sortedcontainers import SortedList
 
-from ._shared import _MAP_PER_RUN, MAX_ID, SharedFreelist, run_lists
+from ._shared import _MAP_PER_RUN, MAX_ID, SharedFreelist, run_chunks
 from .errors import InvalidArgumentError
 
 __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
@@ -186,34 +186,44 @@ class HashmapFreelist(SharedFreelist):
     # Storage hooks -------------------------------------------------------
 
     def _init_storage(self, ids: Iterable[int]) -> None:
-        self._init_runs(*run_lists(ids))
+        self._init_runs(run_chunks(ids))
 
     def _init_from(
         self,
         ids: Iterable[int],  # noqa: ARG002 - the array's
-        runs: Callable[[], tuple[list[int], list[int]]],
+        runs: Callable[[], Iterable[tuple[list[int], list[int]]]],
     ) -> None:
         # Built from runs: no pass over every id where the source has runs.
-        self._init_runs(*runs())
+        self._init_runs(runs())
 
-    def _init_runs(self, starts: list[int], lens: list[int]) -> None:
-        """Replace the free set with the runs ``starts[i], lens[i]`` (sorted,
-        disjoint, maximal).  Loops in C: dicts from zips, and one append per
-        run to its size's front through a defaultdict."""
-        self._forward = dict(zip(starts, lens, strict=True))
-        self._backward = bwd = dict(zip(map(operator.add, starts, lens), lens, strict=True))
+    def _init_runs(self, chunks: Iterable[tuple[list[int], list[int]]]) -> None:
+        """Replace the free set with the runs of ``chunks``: sorted, disjoint,
+        maximal runs as ``(starts, lengths)`` list pairs (see
+        :func:`~freelist._shared.run_chunks`).  Loops in C, a chunk at a
+        time: dict updates from zips, and one append per run to its size's
+        front through a defaultdict."""
+        fwd: dict[int, int] = {}
+        bwd: dict[int, int] = {}
         grouped: defaultdict[int, list[int]] = defaultdict(list)
-        any(map(list.append, map(grouped.__getitem__, lens), starts))
+        group = grouped.__getitem__
+        free = 0
+        for starts, lens in chunks:
+            fwd.update(zip(starts, lens, strict=True))
+            bwd.update(zip(map(operator.add, starts, lens), lens, strict=True))
+            any(map(list.append, map(group, lens), starts))
+            free += sum(lens)
         fronts = dict(grouped)
         for front in fronts.values():
             front.reverse()  # starts arrived ascending: each front is descending
+        self._forward = fwd
+        self._backward = bwd
         self._heaps = {}  # made when a size first needs one
         self._fronts = fronts
         self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
         self._sizes = sorted(fronts)
         self._large = _large_ends(bwd)
-        self._free = sum(lens)
-        self._budget = len(starts) + _STALE_ENDS
+        self._free = free
+        self._budget = len(fwd) + _STALE_ENDS
 
     def _rebuild_backward(self) -> None:
         """Drop the stale entries of ``_backward`` (best fit leaves them, see _take)."""
@@ -602,11 +612,21 @@ class _FirstFitHashmap(HashmapFreelist):
     _hi: int
     _lo: int
 
-    def _init_runs(self, starts: list[int], lens: list[int]) -> None:
-        self._forward = dict(zip(starts, lens, strict=True))
-        self._backward = bwd = dict(zip(map(operator.add, starts, lens), lens, strict=True))
-        caps = bytearray(map(min, lens, itertools.repeat(255)))
-        self._free = sum(lens)
+    def _init_runs(self, chunks: Iterable[tuple[list[int], list[int]]]) -> None:
+        fwd: dict[int, int] = {}
+        bwd: dict[int, int] = {}
+        starts: list[int] = []
+        caps = bytearray()
+        free = 0
+        for chunk, lens in chunks:
+            fwd.update(zip(chunk, lens, strict=True))
+            bwd.update(zip(map(operator.add, chunk, lens), lens, strict=True))
+            starts += chunk
+            caps += bytes(map(min, lens, itertools.repeat(255)))
+            free += sum(lens)
+        self._forward = fwd
+        self._backward = bwd
+        self._free = free
         self._budget = 0  # first fit deletes the ends it takes: none stale
         # best fit's size index is not used
         self._heaps = {}

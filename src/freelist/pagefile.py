@@ -42,7 +42,7 @@ from . import check as checking
 from . import meta as metas
 from . import persist, registry
 from ._fileio import FileIO
-from ._shared import MAX_ID, SharedFreelist, run_lists
+from ._shared import MAX_ID, SharedFreelist, run_chunks
 from .errors import (
     ClosedError,
     FileTooShortError,
@@ -419,7 +419,7 @@ class PageFile:
                     # its bytes become the freelist's page map (see _shared)
                     st.freelist._init_verified(ids, ids.runs, ids.release())
                 else:
-                    st.freelist._init_verified(ids, partial(run_lists, ids))
+                    st.freelist._init_verified(ids, partial(run_chunks, ids))
             else:
                 st.freelist.init(ids)
         except InvalidPageIdsError as e:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from . import freelog
 from ._fileio import FileIO
+from ._shared import RUN_CHUNK
 from .errors import CorruptPageError
 from .layout import (
     FREELIST_PAGE,
@@ -742,27 +743,43 @@ class FreeMap(Collection[int]):
         """
         return self._map.find(1, start, start + n)
 
-    def runs(self) -> tuple[list[int], list[int]]:
-        """The set as sorted, maximal runs: their starts and their lengths.
+    def runs(self) -> Iterator[tuple[list[int], list[int]]]:
+        """The set as sorted, maximal runs, in chunks of two lists: their
+        starts and their lengths (see :func:`~freelist._shared.run_chunks`).
 
-        The map is read as one integer (a byte a page, little-endian): XOR
-        with itself shifted by one page marks every page where the set
-        starts or stops, and splitting those bytes at the marks gives the
-        marks' positions (starts and ends alternate).  Passes in C, no step
-        per page.
+        Each chunk of :data:`~freelist._shared.RUN_CHUNK` pages is read as one
+        integer (a byte a page, little-endian): XOR with itself shifted by one
+        page marks every page where the set starts or stops, and splitting
+        those bytes at the marks gives the marks' positions (starts and ends
+        alternate; a run still open at a chunk's end is carried on).  Passes in
+        C, no step per page, and no list longer than a chunk's runs.
 
         Runtime complexity: O(hwm) in C, plus O(R) C-level steps for R runs.
         """
         fm = self._map
-        x = int.from_bytes(fm, "little")
-        marks = (x ^ (x << 8)).to_bytes(len(fm) + 1, "little")
-        gaps = marks.split(b"\1")
-        gaps.pop()  # the bytes after the last mark
-        # mark k sits at (the bytes before it) + k: one past the sum of the
-        # gaps before it and the marks before it
-        pos = list(itertools.accumulate(map(operator.add, map(len, gaps), _ONE), initial=-1))
-        starts, ends = pos[1::2], pos[2::2]
-        return starts, list(map(operator.sub, ends, starts))
+        size = len(fm)
+        carry: list[int] = []  # the start of a run open at the chunk's start
+        for lo in range(0, size, RUN_CHUNK):
+            hi = min(lo + RUN_CHUNK, size)
+            x = int.from_bytes(fm[lo:hi], "little")
+            prev = fm[lo - 1] if lo else 0
+            # byte i: page lo+i differs from the page before it; the byte past
+            # the chunk (its last page against none) is a mark at the map's end
+            # only (the next chunk reads it against its own first page)
+            marks = (x ^ (x << 8 | prev)).to_bytes(hi - lo + 1, "little")
+            gaps = marks[: hi - lo + (hi == size)].split(b"\1")
+            gaps.pop()  # the bytes after the last mark
+            # mark k sits one past the gaps and marks before it
+            pos = carry + list(
+                itertools.islice(
+                    itertools.accumulate(map(operator.add, map(len, gaps), _ONE), initial=lo - 1),
+                    1,
+                    None,
+                )
+            )
+            carry = [pos.pop()] if len(pos) % 2 else []
+            starts = pos[0::2]
+            yield starts, list(map(operator.sub, pos[1::2], starts))
 
     def __contains__(self, page: object) -> bool:
         return type(page) is int and 0 <= page < len(self._map) and self._map[page] == 1
