@@ -28,7 +28,9 @@ Reported:
 * ``open MiB``: tracemalloc's peak during one open, next to the freelist's
   size after it, and the checkpoint's bytes (the target: the peak at most the
   freelist plus one checkpoint);
-* under each log row, ``(same set as bbolt)``: the open time and peak of a
+* under each log row, the open time, page map and peak of copies of the log
+  file just after a checkpoint and halfway to the next one (the row itself
+  is the log at its longest), and ``(the same free set in bbolt format)``: a
   copy of the log file converted to bbolt's format by one commit, so the same
   free pages (plus the chain's): each format's own file ends with a free set
   shaped by its own commits, which changes the cost of building the freelist.
@@ -184,10 +186,21 @@ def measure(kind: str, fmt: str, free_pages: int, commits: int, d: Path) -> dict
                 "pages_changed_per_commit": sum(changed) / (commits + extra),
                 "checkpoint_bytes": chain().checkpoint_bytes,
             }
-            # On to the worst case for opening: a log as long as it gets.
-            while chain().log_bytes + 400 <= max(
-                chain().checkpoint_bytes // persist.CHECKPOINT_RATIO, PAGE - 48
+            # The file just after a checkpoint, then halfway to the next one
+            # (copies, opened beside the worst case below).
+            limit = max(chain().checkpoint_bytes // persist.CHECKPOINT_RATIO, PAGE - 48)
+            extras = []
+            for key, label, upto in (
+                ("after_checkpoint", "just after a checkpoint", 0),
+                ("mid_cycle", "halfway to the next checkpoint", limit // 2),
             ):
+                while chain().log_bytes < upto:
+                    one_commit(pf, used, r, sync)
+                copy = d / f"{kind}-log-{key}.db"
+                subprocess.run(["cp", "--sparse=always", str(path), str(copy)], check=True)
+                extras.append((key, f"({label}: {chain().log_bytes:,} B of records)", copy, fmt))
+            # On to the worst case for opening: a log as long as it gets.
+            while chain().log_bytes + 400 <= limit:
                 one_commit(pf, used, r, sync)
         out["open_log_bytes"] = chain().log_bytes
         out["open_chain_runs"] = len(chain().runs)
@@ -211,7 +224,8 @@ def measure(kind: str, fmt: str, free_pages: int, commits: int, d: Path) -> dict
             conv.update(),
         ):
             pass
-        out["_same"] = str(same)
+        label = "(the same free set in bbolt format)"
+        out["_extra"] = [*extras, ("same_set_bbolt", label, same, "bbolt")]
     return out
 
 
@@ -309,23 +323,25 @@ def main() -> None:
                 d = Path(tmp)
                 got = [measure(k, f, size, args.commits, d) for k in args.kinds for f in FORMATS]
                 opens: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(got))}
-                same: dict[int, list[tuple[float, float]]] = {
-                    i: [] for i, g in enumerate(got) if "_same" in g
+                extra: dict[tuple[int, str], list[tuple[float, float]]] = {
+                    (i, e[0]): [] for i, g in enumerate(got) for e in g.get("_extra", ())
                 }
                 for _ in range(args.opens):  # interleaved
                     for i, g in enumerate(got):
                         opens[i].append(open_once(g["_path"], g["kind"], g["format"], g["_walk"]))
-                        if i in same:
-                            same[i].append(open_once(g["_same"], g["kind"], "bbolt", None))
+                        for key, _label, copy, fmt in g.get("_extra", ()):
+                            extra[i, key].append(open_once(str(copy), g["kind"], fmt, None))
                 for i, g in enumerate(got):
                     g["open_ms"] = statistics.median(o for o, _ in opens[i]) * 1e3
                     g["map_ms"] = statistics.median(m for _, m in opens[i]) * 1e3
-                    if i in same:
-                        g["open_ms_same_set_bbolt"] = statistics.median(o for o, _ in same[i]) * 1e3
-                        g["map_ms_same_set_bbolt"] = statistics.median(m for _, m in same[i]) * 1e3
-                        peak, _held = open_memory(g["_same"], g["kind"], "bbolt", None)
-                        g["open_peak_bytes_same_set_bbolt"] = peak
-                        del g["_same"]
+                    lines = []
+                    for key, label, copy, fmt in g.pop("_extra", ()):
+                        g[f"open_ms_{key}"] = statistics.median(o for o, _ in extra[i, key]) * 1e3
+                        g[f"map_ms_{key}"] = statistics.median(m for _, m in extra[i, key]) * 1e3
+                        g[f"open_peak_bytes_{key}"], _held = open_memory(
+                            str(copy), g["kind"], fmt, None
+                        )
+                        lines.append((key, label))
                     peak, held = open_memory(g["_path"], g["kind"], g["format"], g["_walk"])
                     g["open_peak_bytes"], g["open_held_bytes"] = peak, held
                     del g["_path"], g["_walk"]
@@ -340,12 +356,11 @@ def main() -> None:
                         f"{held / mib:>7.1f} {g['checkpoint_bytes'] / mib:>8.2f}",
                         flush=True,
                     )
-                    if "open_ms_same_set_bbolt" in g:
+                    for key, label in lines:
                         print(
-                            f"{'':>9} {'':>8} {'':>6} {'(the same free set in bbolt format)':>37} "
-                            f"{g['open_ms_same_set_bbolt']:>8.1f} "
-                            f"{g['map_ms_same_set_bbolt']:>6.1f} "
-                            f"{g['open_peak_bytes_same_set_bbolt'] / mib:>8.1f}",
+                            f"{'':>9} {label:>62} "
+                            f"{g[f'open_ms_{key}']:>8.1f} {g[f'map_ms_{key}']:>6.1f} "
+                            f"{g[f'open_peak_bytes_{key}'] / mib:>8.1f}",
                             flush=True,
                         )
         if args.json:
