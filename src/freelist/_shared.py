@@ -169,7 +169,7 @@ def iter_runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:
 
 #: Ids (or pages of a free map) grouped into runs per chunk: a chunk's lists
 #: are short-lived, so a build from runs holds no list of every run.
-RUN_CHUNK = 1 << 16
+RUN_CHUNK = 1 << 13
 
 
 def run_chunks(ids: Iterable[int]) -> Iterator[tuple[list[int], list[int]]]:
