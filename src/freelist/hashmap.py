@@ -74,16 +74,17 @@ POLICIES: tuple[Policy, ...] = ("best-fit", "bbolt", "first-fit")
 # are indexed by their end in `_large`.
 _SMALL = 4
 
-# Best fit leaves the end of a run it allocates whole in `_backward` (stale);
-# it rebuilds that map once it has left this many more than there are runs.
-_STALE_ENDS = 1024
+# The run table covers page ids below max(_TAB_MIN, _TAB_PER_RUN * (free +
+# pending runs + 1)) (8 bytes a page: at most 96 bytes a run); a new table
+# gets an eighth of its top as room to grow (plus _TAB_ROOM pages).
+_TAB_MIN = 1 << 8
+_TAB_PER_RUN = 12
+_TAB_ROOM = 64
 
 
-def _large_ends(bwd: dict[int, int]) -> SortedList:
-    """The ends of the runs longer than ``_SMALL`` in ``bwd`` (end -> size)."""
-    return SortedList(
-        itertools.compress(bwd, map(operator.gt, bwd.values(), itertools.repeat(_SMALL)))
-    )
+def _large_ends(ends: list[int], lens: list[int]) -> SortedList:
+    """The ends of the runs longer than ``_SMALL`` (``ends`` and ``lens`` parallel)."""
+    return SortedList(itertools.compress(ends, map(operator.gt, lens, itertools.repeat(_SMALL))))
 
 
 class HashmapFreelist(SharedFreelist):
@@ -118,18 +119,25 @@ class HashmapFreelist(SharedFreelist):
 
     __slots__ = (
         "_backward",
-        "_budget",
         "_forward",
         "_free",
         "_fronts",
         "_heaps",
         "_large",
+        "_lim",
         "_live",
         "_policy",
         "_rng",
         "_sizes",
+        "_tab",
     )
 
+    #: the run table: ``_tab[p]`` is ``n`` when a free run of ``n`` pages
+    #: starts at page ``p``, ``-n`` when one ends there (``p`` one past its
+    #: last page), 0 otherwise; it covers the pages below ``_lim``.
+    _tab: list[int]
+    _lim: int
+    #: the runs' starts (start -> size) and ends (end -> size) at or past ``_lim``.
     _forward: dict[int, int]
     _backward: dict[int, int]
     _heaps: dict[int, list[int]]
@@ -138,8 +146,6 @@ class HashmapFreelist(SharedFreelist):
     _sizes: list[int]
     _large: SortedList
     _free: int
-    #: stale ``_backward`` entries best fit may still leave before it rebuilds the map.
-    _budget: int
 
     def __new__(
         cls,
@@ -164,7 +170,7 @@ class HashmapFreelist(SharedFreelist):
     def __repr__(self) -> str:
         return (
             f"HashmapFreelist(free={self._free}, pending={self.pending_count}, "
-            f"spans={len(self._forward)}, policy={self._policy!r})"
+            f"spans={self.span_count}, policy={self._policy!r})"
         )
 
     @property
@@ -179,9 +185,10 @@ class HashmapFreelist(SharedFreelist):
     def span_count(self) -> int:
         """Number of free runs.
 
-        Runtime complexity: O(1).
+        Runtime complexity: O(D) for D distinct run sizes (O(S / 512) for
+        first fit).
         """
-        return len(self._forward)
+        return sum(self._live.values())
 
     # Storage hooks -------------------------------------------------------
 
@@ -198,10 +205,11 @@ class HashmapFreelist(SharedFreelist):
 
     def _init_runs(self, starts: list[int], lens: list[int]) -> None:
         """Replace the free set with the runs ``starts[i], lens[i]`` (sorted,
-        disjoint, maximal).  Loops in C: dicts from zips, and one append per
-        run to its size's front through a defaultdict."""
-        self._forward = dict(zip(starts, lens, strict=True))
-        self._backward = bwd = dict(zip(map(operator.add, starts, lens), lens, strict=True))
+        disjoint, maximal).  Loops in C: the table filled through maps of its
+        ``__setitem__``, and one append per run to its size's front through a
+        defaultdict."""
+        ends = list(map(operator.add, starts, lens))
+        self._init_table(starts, lens, ends)
         grouped: defaultdict[int, list[int]] = defaultdict(list)
         any(map(list.append, map(grouped.__getitem__, lens), starts))
         fronts = dict(grouped)
@@ -211,15 +219,117 @@ class HashmapFreelist(SharedFreelist):
         self._fronts = fronts
         self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
         self._sizes = sorted(fronts)
-        self._large = _large_ends(bwd)
-        self._free = sum(lens)
-        self._budget = len(starts) + _STALE_ENDS
 
-    def _rebuild_backward(self) -> None:
-        """Drop the stale entries of ``_backward`` (best fit leaves them, see _take)."""
-        fwd = self._forward
-        self._backward = {s + n: n for s, n in fwd.items()}
-        self._budget = len(fwd) + _STALE_ENDS
+    def _init_table(self, starts: list[int], lens: list[int], ends: list[int]) -> None:
+        """The run table and the far maps of the runs (sorted, disjoint, maximal);
+        also the long-run index and the free count."""
+        top = ends[-1] if ends else 0
+        cap = self._tab_cap(len(starts))
+        lim = top + (top >> 3) + _TAB_ROOM
+        if lim > cap:
+            # Not every run fits under the bound: the table covers the longest
+            # prefix of the runs with at most _TAB_PER_RUN pages a run (a
+            # sparser one would cost more than the far maps' entries it saves).
+            per = _TAB_PER_RUN
+            last = next(
+                itertools.compress(
+                    range(len(ends) - 1, -1, -1),
+                    map(operator.lt, reversed(ends), range(per * len(ends), 0, -per)),
+                ),
+                -1,
+            )
+            lim = min(per * (last + 1), cap)
+        tab = [0] * lim
+        i = bisect_left(starts, lim)
+        j = bisect_left(ends, lim)
+        if i == len(starts) and j == len(ends):
+            any(map(tab.__setitem__, starts, lens))
+            any(map(tab.__setitem__, ends, map(operator.neg, lens)))
+            self._forward = {}
+            self._backward = {}
+        else:
+            any(map(tab.__setitem__, starts[:i], lens[:i]))
+            any(map(tab.__setitem__, ends[:j], map(operator.neg, lens[:j])))
+            self._forward = dict(zip(starts[i:], lens[i:], strict=True))
+            self._backward = dict(zip(ends[j:], lens[j:], strict=True))
+        self._tab = tab
+        self._lim = lim
+        self._large = _large_ends(ends, lens)
+        self._free = sum(lens)
+
+    def _tab_cap(self, runs: int) -> int:
+        """The longest run table allowed for ``runs`` free runs (plus the pending ones)."""
+        pending = sum(map(len, self._pending.values()))
+        return max(_TAB_MIN, _TAB_PER_RUN * (runs + pending + 1))
+
+    def _fit(self, e: int) -> None:
+        """Grow the run table to cover page ``e`` if its bound allows (doubling,
+        within the bound); the far entries it then covers move into it."""
+        lim = self._lim
+        cap = self._tab_cap(self.span_count)
+        if e < lim or e >= cap:
+            return
+        new = min(max(e + 1, 2 * lim), cap)
+        tab = self._tab
+        tab.extend(itertools.repeat(0, new - lim))
+        self._lim = new
+        fwd, bwd = self._forward, self._backward
+        for p in [p for p in fwd if p < new]:
+            tab[p] = fwd.pop(p)
+        for p in [p for p in bwd if p < new]:
+            tab[p] = -bwd.pop(p)
+
+    def _start_at(self, p: int) -> int:
+        """The size of the free run that starts at page ``p``, 0 if none."""
+        if p < self._lim:
+            if p < 0:
+                return 0
+            v = self._tab[p]
+            return v if v > 0 else 0
+        return self._forward.get(p, 0)
+
+    def _end_at(self, p: int) -> int:
+        """The size of the free run that ends at ``p`` (one past its last page), 0 if none."""
+        if p < self._lim:
+            if p < 0:
+                return 0
+            v = self._tab[p]
+            return -v if v < 0 else 0
+        return self._backward.get(p, 0)
+
+    def _set_run(self, s: int, e: int, n: int) -> None:
+        """Record the run ``s .. e-1`` of ``n`` pages at its start and its end
+        (``n`` = 0: erase both entries)."""
+        lim = self._lim
+        if s < lim:
+            self._tab[s] = n
+        elif n:
+            self._forward[s] = n
+        else:
+            del self._forward[s]
+        if e < lim:
+            self._tab[e] = -n
+        elif n:
+            self._backward[e] = n
+        else:
+            del self._backward[e]
+
+    def _merge_far(self, s: int, e: int) -> tuple[int, int, int, int]:
+        """The merge of a given-back run ``s .. e-1`` that passes the table's
+        end (the slow path of ``_put``): the table grows if it may, the run
+        merges with its free neighbours; returns the merged run's start and end
+        and the sizes of the runs before and after it that it took in (0: none)."""
+        self._fit(e)
+        psz = self._end_at(s)
+        if psz:
+            self._set_run(s - psz, s, 0)
+        nsz = self._start_at(e)
+        if nsz:
+            self._set_run(e, e + nsz, 0)
+        s -= psz
+        e += nsz
+        self._set_run(s, e, e - s)
+        return s, e, psz, nsz
 
     @property
     def free_count(self) -> int:
@@ -232,19 +342,20 @@ class HashmapFreelist(SharedFreelist):
     def _map_budget(self, extra: int) -> int:  # noqa: ARG002 - the array's
         # Per run, so that a free list of a few long runs keeps a small map.
         pending = sum(map(len, self._pending.values()))
-        return _MAP_PER_RUN * (len(self._forward) + pending + 1)
+        return _MAP_PER_RUN * (self.span_count + pending + 1)
 
     def _free_top(self) -> int:
-        fwd = self._forward
-        if not fwd:
-            return 0
-        last = max(fwd)
-        return last + fwd[last]
+        bwd = self._backward
+        if bwd:
+            return max(bwd)
+        # The table's last entry is the end of its last run (negative).
+        tab = self._tab
+        return next(itertools.compress(range(len(tab) - 1, -1, -1), reversed(tab)), 0)
 
     def _fill_map(self, fm: bytearray) -> None:
         size = len(fm)
         ones = b"\x01"
-        for s, n in self._forward.items():
+        for s, n in self.free_spans():
             e = s + n
             if e <= size:
                 if n == 1:
@@ -253,6 +364,8 @@ class HashmapFreelist(SharedFreelist):
                     fm[s:e] = ones * n
             elif s < size:
                 fm[s:size] = ones * (size - s)
+            else:
+                break
 
     def _unlink_size(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
@@ -290,10 +403,10 @@ class HashmapFreelist(SharedFreelist):
         amortised over the operations that made the entries stale, and every
         size's entries stay within twice its live runs (plus 16).
         """
-        fwd = self._forward
         heap = self._heaps.pop(k, ())
         front = self._fronts[k]
-        front[:] = sorted({s for s in (*heap, *front) if fwd.get(s) == k}, reverse=True)
+        at = self._start_at
+        front[:] = sorted({s for s in (*heap, *front) if at(s) == k}, reverse=True)
 
     def _take(self, n: int) -> int:
         fronts = self._fronts
@@ -308,7 +421,8 @@ class HashmapFreelist(SharedFreelist):
                 i = self._rng.randrange(i, len(sizes))
             k = sizes[i]
             front = fronts[k]
-        fwd = self._forward
+        tab = self._tab
+        lim = self._lim
         # The lowest start of size k is the lower of the front stack's top
         # (descending, so its last entry is its lowest) and the heap's root;
         # entries of runs merged away since are skipped.
@@ -316,11 +430,11 @@ class HashmapFreelist(SharedFreelist):
         while True:
             # (an empty front means the heap holds the size's runs: not None)
             a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)  # type: ignore[arg-type]
-            size = fwd.pop(a, None)
-            if size == k:
+            if a < lim:
+                if tab[a] == k:
+                    break
+            elif self._forward.get(a) == k:
                 break
-            if size is not None:  # a stale entry: the run there now has another size
-                fwd[a] = size
         end = a + k
         # The run (a, k) leaves the size index (inline _unlink_size).
         live = self._live
@@ -336,21 +450,25 @@ class HashmapFreelist(SharedFreelist):
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
         if k == n:
-            # The run's end stays in _backward, stale (deleting it costs a
-            # cache miss in a large map): _put checks what it finds there
-            # against _forward, and the map is rebuilt when the stale entries
-            # could outnumber the runs.
-            budget = self._budget - 1
-            self._budget = budget
-            if budget < 0:
-                self._rebuild_backward()
+            # Taken whole: both of its table entries are cleared (for a short
+            # run, on one cache line).
+            if end < lim:
+                tab[a] = 0
+                tab[end] = 0
+            else:
+                self._set_run(a, end, 0)
             if k > _SMALL:
                 self._large.remove(end)
         else:
             r = k - n
             a2 = a + n
-            fwd[a2] = r
-            self._backward[end] = r
+            if end < lim:
+                tab[a] = 0
+                tab[a2] = r
+                tab[end] = -r
+            else:
+                self._set_run(a, end, 0)
+                self._set_run(a2, end, r)
             self._link_size(a2, r)
             if k > _SMALL >= r:
                 self._large.remove(end)
@@ -358,8 +476,8 @@ class HashmapFreelist(SharedFreelist):
         return a
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
-        fwd = self._forward
-        bwd = self._backward
+        tab = self._tab
+        lim = self._lim
         live = self._live
         heaps = self._heaps
         fronts = self._fronts
@@ -370,22 +488,33 @@ class HashmapFreelist(SharedFreelist):
             added += n
             s = start
             e = s + n
-            psz = bwd.pop(s, None)
-            if psz is not None and fwd.get(s - psz) != psz:
-                psz = None  # a stale end (see _take)
-            nsz = fwd.pop(e, None)
-            if psz is not None:  # merge with the run that ends at s
-                s -= psz
-            if nsz is not None:  # merge with the run that starts at e
-                e += nsz
-            # The merged run's entries overwrite those of the run before (its
-            # start) and of the run after (its end): no delete and re-insert.
-            size = e - s
-            fwd[s] = size
-            bwd[e] = size
+            if e < lim:
+                # The run before ends at s (a negative entry), the run after
+                # starts at e (a positive one): the merged run overwrites the
+                # entries of the run before (its start) and after (its end).
+                psz = tab[s]
+                nsz = tab[e]
+                if psz:
+                    tab[s] = 0
+                    psz = -psz
+                    s -= psz
+                if nsz:
+                    tab[e] = 0
+                    e += nsz
+                size = e - s
+                tab[s] = size
+                if e < lim:
+                    tab[e] = -size
+                else:
+                    self._backward[e] = size  # the run after ends past the table
+            else:
+                s, e, psz, nsz = self._merge_far(s, e)
+                size = e - s
+                tab = self._tab
+                lim = self._lim
             # The merged runs leave their sizes' index (stale heap entries are
-            # recognised by fwd, already updated above).
-            if psz is not None:
+            # recognised by the table, already updated above).
+            if psz:
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
@@ -396,7 +525,7 @@ class HashmapFreelist(SharedFreelist):
                 if psz > _SMALL:
                     large.remove(start)
             keep_end = False
-            if nsz is not None:
+            if nsz:
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
@@ -428,14 +557,13 @@ class HashmapFreelist(SharedFreelist):
     def _put1(self, s: int, n: int) -> None:
         # One run given back touching no free run (the usual one-run commit):
         # _put without its loop and merging; otherwise _put.
-        fwd = self._forward
-        bwd = self._backward
         e = s + n
-        if s in bwd or e in fwd:
+        tab = self._tab
+        if e >= self._lim or tab[s] or tab[e]:
             self._put(((s, n, 0),))
             return
-        fwd[s] = n
-        bwd[e] = n
+        tab[s] = n
+        tab[e] = -n
         front = self._fronts.get(n)
         if front is None:
             self._link_size(s, n)
@@ -456,28 +584,42 @@ class HashmapFreelist(SharedFreelist):
             self._large.add(e)
         self._free += n
 
-    def _overlaps_free(self, start: int, n: int) -> bool:
+    def _any_start(self, lo: int, hi: int) -> bool:
+        """Whether a free run starts at a page of ``lo .. hi-1``."""
+        lim = self._lim
+        if lo < lim:
+            tab = self._tab
+            if hi - lo == 1:
+                if tab[lo] > 0:
+                    return True
+            elif any(map(operator.lt, itertools.repeat(0), tab[lo : min(hi, lim)])):
+                return True
+            if hi <= lim:
+                return False
+            lo = lim
         fwd = self._forward
+        if hi - lo == 1:
+            return lo in fwd
+        return bool(fwd) and not fwd.keys().isdisjoint(range(lo, hi))
+
+    def _overlaps_free(self, start: int, n: int) -> bool:
+        at = self._start_at
         # The nearest run starting at start-1, start-2 or start-3 decides whether
         # a run covers `start` from the left: runs never overlap, so nothing
         # before it can reach `start`.  Only when none starts there can a long
         # run (more than _SMALL = 4 pages) cover it, which the index answers.
-        size = fwd.get(start - 1)
-        if size is None:
-            size = fwd.get(start - 2)
-            if size is None:
-                size = fwd.get(start - 3)
-                if size is None:
+        size = at(start - 1)
+        if not size:
+            size = at(start - 2)
+            if not size:
+                size = at(start - 3)
+                if not size:
                     # No run starts in the three pages before `start`: a run
                     # starting inside the range, or a long run, may cover it.
-                    if n == 1:
-                        if start in fwd:
-                            return True
-                    elif not fwd.keys().isdisjoint(range(start, start + n)):
+                    if self._any_start(start, start + n):
                         return True
                     # The first long run ending after `start` (SortedList's
-                    # own lists, bisected in C: its bisect_right and
-                    # __getitem__ are Python calls on every free).
+                    # own lists, bisected in C).
                     large = self._large
                     maxes = large._maxes
                     if maxes:
@@ -485,7 +627,7 @@ class HashmapFreelist(SharedFreelist):
                         if pos < len(maxes):
                             sub = large._lists[pos]
                             e = sub[bisect_right(sub, start)]
-                            return bool(e - self._backward[e] < start + n)
+                            return bool(e - self._end_at(e) < start + n)
                     return False
                 if size > 3:
                     return True
@@ -493,51 +635,69 @@ class HashmapFreelist(SharedFreelist):
                 return True
         elif size > 1:
             return True
-        if n == 1:
-            return start in fwd
-        return not fwd.keys().isdisjoint(range(start, start + n))
+        return self._any_start(start, start + n)
 
     def free_page_ids(self) -> list[int]:
         """The free page ids, sorted ascending, as a new list.
 
-        Runtime complexity: O(F + S log S).
+        Runtime complexity: O(F + T + S' log S'), T the length of the run
+        table (a small multiple of S), S' the runs past it.
         """
-        fwd = self._forward
         out: list[int] = []
-        for s in sorted(fwd):
-            out.extend(range(s, s + fwd[s]))
+        for s, n in self.free_spans():
+            out.extend(range(s, s + n))
         return out
 
     def free_spans(self) -> list[tuple[int, int]]:
         """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
 
-        Runtime complexity: O(S log S).
+        Runtime complexity: O(T + S' log S'), T the length of the run table (a
+        small multiple of S, read in C), S' the runs that start past it.
         """
-        return sorted(self._forward.items())
+        tab = self._tab
+        starts = list(
+            itertools.compress(range(len(tab)), map(operator.lt, itertools.repeat(0), tab))
+        )
+        out = list(zip(starts, map(tab.__getitem__, starts), strict=True))
+        if self._forward:
+            out.extend(sorted(self._forward.items()))
+        return out
 
     def _check_storage(self) -> None:
+        tab, lim = self._tab, self._lim
         fwd, bwd = self._forward, self._backward
-        # Entries of _backward that end no run are stale (best fit leaves
-        # them, see _take): _forward must tell them from live ones.
-        live_ends = {s + n for s, n in fwd.items()}
-        for e, n in bwd.items():
-            if e not in live_ends:
-                assert fwd.get(e - n) != n, f"stale end {e} looks live"
+        assert len(tab) == lim, "the table's bound is not its length"
+        assert all(p >= lim for p in fwd), "a far start the table covers"
+        assert all(p >= lim for p in bwd), "a far end the table covers"
+        spans = self.free_spans()
+        ends = {}
         total = 0
         prev_end = -1
-        for s, n in sorted(fwd.items()):
+        for s, n in spans:
             assert type(s) is int and type(n) is int
             assert n >= 1 and s >= 2 and s + n - 1 <= MAX_ID, (s, n)
-            assert bwd.get(s + n) == n, f"backward map lacks the end of run {s}+{n}"
+            assert self._end_at(s + n) == n, f"no end entry for run {s}+{n}"
             assert s > prev_end, f"run at {s} touches or overlaps the previous run (unmerged)"
             prev_end = s + n
+            ends[s + n] = n
             total += n
+        # Every entry is a run's: no start the spans lack (they are read from
+        # the starts), no end without its run.
+        want = [0] * lim
+        for s, n in spans:
+            if s < lim:
+                want[s] = n
+            if s + n < lim:
+                want[s + n] = -n
+        assert tab == want, "the run table holds an entry of no run"
+        assert bwd == {e: n for e, n in ends.items() if e >= lim}, "far ends are wrong"
+        assert len(spans) == self.span_count, "run count is wrong"
         assert total == self._free, f"free count {self._free} != {total}"
         self._check_index()
 
     def _check_index(self) -> None:
         """Assert the policy's index of the runs (best fit: sizes and heaps)."""
-        fwd = self._forward
+        fwd = dict(self.free_spans())
         counts: dict[int, int] = {}
         for n in fwd.values():
             counts[n] = counts.get(n, 0) + 1
@@ -602,19 +762,23 @@ class _FirstFitHashmap(HashmapFreelist):
     _hi: int
     _lo: int
 
+    @property
+    def span_count(self) -> int:
+        """Number of free runs.
+
+        Runtime complexity: O(S / 512) (one length per block).
+        """
+        return sum(map(len, self._bs))
+
     def _init_runs(self, starts: list[int], lens: list[int]) -> None:
-        self._forward = dict(zip(starts, lens, strict=True))
-        self._backward = bwd = dict(zip(map(operator.add, starts, lens), lens, strict=True))
+        # The run table, far maps and long-run index as best fit's.
+        self._init_table(starts, lens, list(map(operator.add, starts, lens)))
         caps = bytearray(map(min, lens, itertools.repeat(255)))
-        self._free = sum(lens)
-        self._budget = 0  # first fit deletes the ends it takes: none stale
         # best fit's size index is not used
         self._heaps = {}
         self._fronts = {}
         self._live = {}
         self._sizes = []
-        # runs longer than _SMALL by end, for the overlap check, as best fit
-        self._large = _large_ends(bwd)
         load = _FF_LOAD
         self._hi = 2 * load
         self._lo = max(1, load // 4)
@@ -633,7 +797,7 @@ class _FirstFitHashmap(HashmapFreelist):
         """The true longest run of block ``b``."""
         v = max(self._bl[b])
         if v == 255:
-            v = max(map(self._forward.__getitem__, self._bs[b]))
+            v = max(map(self._start_at, self._bs[b]))
         return v
 
     def _build(self, maxes: list[int]) -> None:
@@ -754,9 +918,8 @@ class _FirstFitHashmap(HashmapFreelist):
     # Storage hooks ------------------------------------------------------------
 
     def _take(self, n: int) -> int:
-        fwd = self._forward
         if n == 1:
-            if not fwd:
+            if not self._bs:
                 return 0
             b = j = 0
             blk = self._bs[0]
@@ -775,25 +938,37 @@ class _FirstFitHashmap(HashmapFreelist):
                 else:
                     j = -1
                     for m in _FF_BIG.finditer(self._bl[b]):
-                        if fwd[blk[m.start()]] >= n:
+                        if self._start_at(blk[m.start()]) >= n:
                             j = m.start()
                             break
                     if j >= 0:
                         break
                 self._lower(b)  # the bound was stale: no run of n in block b
         a = blk[j]
-        k = fwd.pop(a)
+        tab = self._tab
+        lim = self._lim
+        k = tab[a] if a < lim else self._forward[a]
         end = a + k
         if k == n:
-            del self._backward[end]
+            if end < lim:
+                tab[a] = 0
+                tab[end] = 0
+            else:
+                self._set_run(a, end, 0)
             self._remove(b, j)
             if k > _SMALL:
                 self._large.remove(end)
         else:
             r = k - n
-            a += n
-            fwd[a] = r
-            self._backward[end] = r
+            if end < lim:
+                tab[a] = 0
+                a += n
+                tab[a] = r
+                tab[end] = -r
+            else:
+                self._set_run(a, end, 0)
+                a += n
+                self._set_run(a, end, r)
             if k > _SMALL >= r:
                 self._large.remove(end)
             blk[j] = a
@@ -806,22 +981,21 @@ class _FirstFitHashmap(HashmapFreelist):
 
     def _put1(self, s: int, n: int) -> None:
         # One run touching no free run: insert it; otherwise the merging _put.
-        fwd = self._forward
-        bwd = self._backward
         e = s + n
-        if s in bwd or e in fwd:
+        tab = self._tab
+        if e >= self._lim or tab[s] or tab[e]:
             self._put(((s, n, 0),))
             return
-        fwd[s] = n
-        bwd[e] = n
+        tab[s] = n
+        tab[e] = -n
         self._insert(s, n)
         if n > _SMALL:
             self._large.add(e)
         self._free += n
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
-        fwd = self._forward
-        bwd = self._backward
+        tab = self._tab
+        lim = self._lim
         bs = self._bs
         bl = self._bl
         bmin = self._bmin
@@ -831,16 +1005,39 @@ class _FirstFitHashmap(HashmapFreelist):
             added += n
             s = start
             e = s + n
-            psz = bwd.pop(s, None)
-            nsz = fwd.pop(e, None)
-            if psz is not None:  # grow the run that ends at s
+            if e < lim:
+                # The table's entries first (as best fit's _put): the run
+                # before ends at s (negative), the run after starts at e.
+                psz = tab[s]
+                nsz = tab[e]
+                if psz or nsz:
+                    if psz:
+                        tab[s] = 0
+                        psz = -psz
+                    if nsz:
+                        tab[e] = 0
+                    size = n + psz + nsz
+                    tab[s - psz] = size
+                    f = e + nsz
+                    if f < lim:
+                        tab[f] = -size
+                    else:
+                        self._backward[f] = size
+                else:
+                    tab[s] = n
+                    tab[e] = -n
+            else:
+                _, _, psz, nsz = self._merge_far(s, e)
+                tab = self._tab
+                lim = self._lim
+            if psz:  # grow the run that ends at s
                 if psz > _SMALL:
                     large.remove(s)
                 s -= psz
                 b = bisect_right(bmin, s) - 1
                 blk = bs[b]
                 j = bisect_left(blk, s)
-                if nsz is not None:  # and swallow the run that starts at e, next in order
+                if nsz:  # and swallow the run that starts at e, next in order
                     e += nsz
                     nb = len(bs)
                     if j + 1 < len(blk):
@@ -851,7 +1048,7 @@ class _FirstFitHashmap(HashmapFreelist):
                         b, j = self._locate(s)  # blocks were merged or split
                 size = e - s
                 bl[b][j] = size if size < 255 else 255
-            elif nsz is not None:  # the run that starts at e now starts at s
+            elif nsz:  # the run that starts at e now starts at s
                 b = bisect_right(bmin, e) - 1
                 blk = bs[b]
                 j = bisect_left(blk, e)
@@ -862,45 +1059,29 @@ class _FirstFitHashmap(HashmapFreelist):
                 if not j:
                     bmin[b] = s
             else:
-                fwd[s] = n
-                bwd[e] = n
                 self._insert(s, n)
                 if n > _SMALL:
                     large.add(e)
                 continue
-            fwd[s] = size
-            bwd[e] = size
-            if size > _SMALL and not (nsz is not None and nsz > _SMALL):
+            if size > _SMALL and nsz <= _SMALL:
                 large.add(e)  # a new end of a long run (a long next run kept its end)
             if size > self._lv[0][b]:
                 self._raise(b, size)
         self._free += added
-
-    def free_page_ids(self) -> list[int]:
-        """The free page ids, sorted ascending, as a new list.
-
-        Runtime complexity: O(F) (the runs are kept in order).
-        """
-        fwd = self._forward
-        out: list[int] = []
-        for blk in self._bs:
-            for s in blk:
-                out.extend(range(s, s + fwd[s]))
-        return out
 
     def free_spans(self) -> list[tuple[int, int]]:
         """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
 
         Runtime complexity: O(S) (the runs are kept in order).
         """
-        fwd = self._forward
-        return [(s, fwd[s]) for blk in self._bs for s in blk]
+        tab, lim, fwd = self._tab, self._lim, self._forward
+        return [(s, tab[s] if s < lim else fwd[s]) for blk in self._bs for s in blk]
 
     def _check_index(self) -> None:
-        fwd = self._forward
+        # The runs as the table and far maps hold them (not the blocks' view).
+        fwd = dict(HashmapFreelist.free_spans(self))
         bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
         assert not self._heaps and not self._live and not self._sizes
-        assert len(self._backward) == len(fwd), "first fit left a stale end"
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
