@@ -1,9 +1,9 @@
 """The hashmap's run table: page-indexed run starts and ends, far maps past it.
 
 ``HashmapFreelist`` keeps each free run's start (``+size``) and end (``-size``)
-in a list indexed by page id below a bound (``_lim``), and in two dicts
-(``_forward``, ``_backward``) at or past it.  A run may straddle the bound
-(start in the table, end in a dict).  These tests shrink the bound so that
+in a list indexed by page id below a bound (``_lim``), and in a dict
+(``_spill``, the same entries) at or past it.  A run may straddle the bound
+(start in the table, end in the dict).  These tests shrink the bound so that
 every operation crosses it, and check that every policy returns what it
 returns with a table that covers everything (best fit, bbolt) or what the
 array returns (first fit), with the whole invariant (``_check``, which
@@ -29,14 +29,16 @@ FAR = 1 << 40
 
 
 @contextmanager
-def table_bound(per_run: int, floor: int = 0) -> Iterator[None]:
-    """Build and grow run tables under a bound of ``per_run`` pages a run."""
-    saved = hashmap._TAB_PER_RUN, hashmap._TAB_MIN
-    hashmap._TAB_PER_RUN, hashmap._TAB_MIN = per_run, floor
+def table_bound(per_run: int, floor: int = 0, recheck: int = 4) -> Iterator[None]:
+    """Build and grow run tables under a bound of ``per_run`` pages a run
+    (at least ``floor``), computed again after ``recheck`` runs given back
+    past it."""
+    saved = hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK
+    hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK = per_run, floor, recheck
     try:
         yield
     finally:
-        hashmap._TAB_PER_RUN, hashmap._TAB_MIN = saved
+        hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK = saved
 
 
 def test_runs_are_in_the_table() -> None:
@@ -49,8 +51,7 @@ def test_runs_are_in_the_table() -> None:
     assert fl._tab[12] == 2
     assert fl._tab[14] == -2
     assert sum(map(bool, fl._tab)) == 6
-    assert not fl._forward
-    assert not fl._backward
+    assert not fl._spill
     # a split moves the start and rewrites the end
     assert fl.allocate(2, 2) == 12
     assert fl.allocate(2, 1) == 9
@@ -78,49 +79,63 @@ def test_a_run_straddling_the_bound() -> None:
         fl = HashmapFreelist([2, 4, 6, 8, *range(10, 30)])
         assert fl._lim == 16
         assert fl._tab[10] == 20
-        assert fl._backward == {30: 20}
-        assert not fl._forward
+        assert fl._spill == {30: -20}
         assert fl.allocate(3, 3) == 10  # the start moves, still in the table
         assert fl._tab[10] == 0
         assert fl._tab[13] == 17
-        assert fl._backward == {30: 17}
+        assert fl._spill == {30: -17}
         fl._check()
         assert fl.allocate(3, 4) == 13  # past the bound now
-        assert fl._forward == {17: 13}
-        assert fl._backward == {30: 13}
+        assert fl._spill == {17: 13, 30: -13}
         fl._check()
         fl.free(4, 10, 7)
         fl.release(4)
         assert fl.free_spans() == [(2, 1), (4, 1), (6, 1), (8, 1), (10, 20)]
         assert fl._tab[10] == 20
-        assert fl._backward == {30: 20}
-        assert not fl._forward
+        assert fl._spill == {30: -20}
         fl._check()
         assert fl.allocate(5, 20) == 10
         assert fl._tab[10] == 0
-        assert not fl._forward
-        assert not fl._backward
+        assert not fl._spill
         fl._check()
     with table_bound(1):
         fl = HashmapFreelist(range(2, 12))  # one run, 1 page a run: no table
         assert fl._lim == 0
-        assert fl._forward == {2: 10}
-        assert fl._backward == {12: 10}
+        assert fl._spill == {2: 10, 12: -10}
         fl._check()
 
 
 def test_the_table_grows_and_takes_in_far_entries() -> None:
-    with table_bound(12, floor=16):
+    with table_bound(12, floor=16, recheck=1000):
         fl = HashmapFreelist([2, 3, 40, 41, 42])
-        assert fl._lim == 12
-        assert fl._forward == {40: 3}
-        for p in range(100, 400, 3):  # more runs: the bound rises
-            fl.free(2, p)
+        assert fl._lim == 12  # 2..3 dense, 40..42 not
+        assert fl._spill == {40: 3, 43: -3}
+        fl.free(2, 14)  # close past the end: the table doubles
         fl.release(2)
-        assert fl._lim >= 44
-        assert 40 not in fl._forward
+        assert fl._lim == 24
+        assert fl._spill == {40: 3, 43: -3}
+        fl.free(3, 30)  # again, up to the bound: 12 pages for each of 4 runs
+        fl.release(3)
+        assert fl._lim == 48
+        assert not fl._spill
         assert fl._tab[40] == 3
         assert fl._tab[43] == -3
+        fl._check()
+        fl.free(4, 1000)  # far past the end: spilled, the table stays
+        fl.release(4)
+        assert fl._lim == 48
+        assert fl._spill == {1000: 1, 1001: -1}
+        fl._check()
+
+
+def test_a_sparse_spill_stays() -> None:
+    with table_bound(12, floor=16, recheck=1000):
+        fl = HashmapFreelist([2, 3, *range(1000, 3000, 20)])
+        assert fl._lim == 12
+        fl.free(2, 14)  # moving 200 spilled entries would cost more than the table saves
+        fl.release(2)
+        assert fl._lim == 12
+        assert fl._spill[14] == 1
         fl._check()
 
 
@@ -130,7 +145,7 @@ def test_a_sparse_free_list_gets_no_table() -> None:
     fl = HashmapFreelist(ids)
     assert len(fl._tab) <= hashmap._TAB_PER_RUN * (fl.span_count + 1)
     assert fl._lim == 0
-    assert len(fl._forward) == fl.span_count == 20
+    assert len(fl._spill) == 2 * fl.span_count == 40
     fl._check()
     assert fl.allocate(2, 300) == 1000
     fl._check()
@@ -140,13 +155,13 @@ def test_the_table_is_bounded_per_run() -> None:
     # Runs of one page 5 apart: the table covers them (5 pages a run)...
     fl = HashmapFreelist(range(2, 50_000, 5))
     assert fl._lim >= 50_000
-    assert not fl._forward
+    assert not fl._spill
     # ... but not at 50 pages a run, past the bound: only the dense prefix.
     ids = [*range(2, 1000, 5), *range(1000, 100_000, 50)]
     fl = HashmapFreelist(ids)
     assert fl._lim <= hashmap._TAB_PER_RUN * (fl.span_count + 1)
     assert 1000 <= fl._lim < 100_000
-    assert min(fl._forward) >= fl._lim
+    assert min(fl._spill) >= fl._lim
     fl._check()
 
 
@@ -178,7 +193,7 @@ def test_copies_keep_the_table(policy: str) -> None:
         other._check()
         assert other.free_spans() == fl.free_spans()
         assert (other._lim, other._tab) == (fl._lim, fl._tab)
-        assert (other._forward, other._backward) == (fl._forward, fl._backward)
+        assert other._spill == fl._spill
         twin = build()
         for f in (other, twin):
             f.release(2)
@@ -222,7 +237,7 @@ def test_a_small_table_changes_no_result(
     with table_bound(1 << 20):
         full = [HashmapFreelist(ids, policy=p) for p in ("best-fit", "bbolt")]
     refs = [*full, ArrayFreelist(ids)]
-    assert all(not f._forward for f in full)
+    assert all(not f._spill for f in full)
     txid = 2
     held: list[tuple[int, int]] = []
     hwm = 400

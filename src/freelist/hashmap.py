@@ -54,7 +54,7 @@ import random
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heappop, heappush
 from itertools import pairwise
 from typing import Literal
@@ -80,11 +80,24 @@ _SMALL = 4
 _TAB_MIN = 1 << 8
 _TAB_PER_RUN = 12
 _TAB_ROOM = 64
+# A run given back past the table's bound recomputes the bound (O(D)) after
+# this many others did not.
+_TAB_RECHECK = 1024
 
 
-def _large_ends(ends: list[int], lens: list[int]) -> SortedList:
-    """The ends of the runs longer than ``_SMALL`` (``ends`` and ``lens`` parallel)."""
-    return SortedList(itertools.compress(ends, map(operator.gt, lens, itertools.repeat(_SMALL))))
+#: -n for n in 0 .. 256: an end's table entry shares one int object per size
+#: (CPython caches only -5 .. 256).
+_NEG = [-n for n in range(257)]
+
+#: A chunk of runs: their starts and lengths, two lists (see _init_runs).
+Chunks = Iterable[tuple[list[int], list[int]]]
+
+
+def _negs(lens: list[int]) -> Iterable[int]:
+    """``-n`` for each ``n`` of ``lens`` (shared int objects when all are at most 256)."""
+    if lens and max(lens) <= 256:
+        return map(_NEG.__getitem__, lens)
+    return map(operator.neg, lens)
 
 
 class HashmapFreelist(SharedFreelist):
@@ -118,17 +131,19 @@ class HashmapFreelist(SharedFreelist):
     """
 
     __slots__ = (
-        "_backward",
-        "_forward",
         "_free",
         "_fronts",
+        "_grow_at",
         "_heaps",
         "_large",
         "_lim",
         "_live",
+        "_nruns",
         "_policy",
+        "_recheck",
         "_rng",
         "_sizes",
+        "_spill",
         "_tab",
     )
 
@@ -137,9 +152,14 @@ class HashmapFreelist(SharedFreelist):
     #: last page), 0 otherwise; it covers the pages below ``_lim``.
     _tab: list[int]
     _lim: int
-    #: the runs' starts (start -> size) and ends (end -> size) at or past ``_lim``.
-    _forward: dict[int, int]
-    _backward: dict[int, int]
+    #: the table's entries at or past ``_lim``: page -> ``n`` or ``-n`` as above.
+    _spill: dict[int, int]
+    #: the table's bound when it was last computed (it may grow below it), and
+    #: how many more runs may go to ``_spill`` before the bound is computed again.
+    _grow_at: int
+    _recheck: int
+    #: the number of free runs.
+    _nruns: int
     _heaps: dict[int, list[int]]
     _fronts: dict[int, list[int]]
     _live: dict[int, int]
@@ -185,15 +205,14 @@ class HashmapFreelist(SharedFreelist):
     def span_count(self) -> int:
         """Number of free runs.
 
-        Runtime complexity: O(D) for D distinct run sizes (O(S / 512) for
-        first fit).
+        Runtime complexity: O(1).
         """
-        return sum(self._live.values())
+        return self._nruns
 
     # Storage hooks -------------------------------------------------------
 
     def _init_storage(self, ids: Iterable[int]) -> None:
-        self._init_runs(*run_lists(ids))
+        self._init_runs((run_lists(ids),))
 
     def _init_from(
         self,
@@ -201,17 +220,17 @@ class HashmapFreelist(SharedFreelist):
         runs: Callable[[], tuple[list[int], list[int]]],
     ) -> None:
         # Built from runs: no pass over every id where the source has runs.
-        self._init_runs(*runs())
+        self._init_runs((runs(),))
 
-    def _init_runs(self, starts: list[int], lens: list[int]) -> None:
-        """Replace the free set with the runs ``starts[i], lens[i]`` (sorted,
-        disjoint, maximal).  Loops in C: the table filled through maps of its
-        ``__setitem__``, and one append per run to its size's front through a
-        defaultdict."""
-        ends = list(map(operator.add, starts, lens))
-        self._init_table(starts, lens, ends)
+    def _init_runs(self, chunks: Chunks) -> None:
+        """Replace the free set with the runs of ``chunks``: sorted, disjoint,
+        maximal runs as ``(starts, lengths)`` list pairs, a chunk at a time.
+        Loops in C: the table filled through maps of its ``__setitem__``, and
+        one append per run to its size's front through a defaultdict."""
         grouped: defaultdict[int, list[int]] = defaultdict(list)
-        any(map(list.append, map(grouped.__getitem__, lens), starts))
+        group = grouped.__getitem__
+        for starts, lens in self._init_table(chunks):
+            any(map(list.append, map(group, lens), starts))
         fronts = dict(grouped)
         for front in fronts.values():
             front.reverse()  # starts arrived ascending: each front is descending
@@ -220,42 +239,67 @@ class HashmapFreelist(SharedFreelist):
         self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
         self._sizes = sorted(fronts)
 
-    def _init_table(self, starts: list[int], lens: list[int], ends: list[int]) -> None:
-        """The run table and the far maps of the runs (sorted, disjoint, maximal);
-        also the long-run index and the free count."""
-        top = ends[-1] if ends else 0
-        cap = self._tab_cap(len(starts))
-        lim = top + (top >> 3) + _TAB_ROOM
-        if lim > cap:
-            # Not every run fits under the bound: the table covers the longest
-            # prefix of the runs with at most _TAB_PER_RUN pages a run (a
-            # sparser one would cost more than the far maps' entries it saves).
-            per = _TAB_PER_RUN
-            last = next(
-                itertools.compress(
-                    range(len(ends) - 1, -1, -1),
-                    map(operator.lt, reversed(ends), range(per * len(ends), 0, -per)),
-                ),
-                -1,
-            )
-            lim = min(per * (last + 1), cap)
-        tab = [0] * lim
-        i = bisect_left(starts, lim)
-        j = bisect_left(ends, lim)
-        if i == len(starts) and j == len(ends):
-            any(map(tab.__setitem__, starts, lens))
-            any(map(tab.__setitem__, ends, map(operator.neg, lens)))
-            self._forward = {}
-            self._backward = {}
-        else:
-            any(map(tab.__setitem__, starts[:i], lens[:i]))
-            any(map(tab.__setitem__, ends[:j], map(operator.neg, lens[:j])))
-            self._forward = dict(zip(starts[i:], lens[i:], strict=True))
-            self._backward = dict(zip(ends[j:], lens[j:], strict=True))
+    def _init_table(self, chunks: Chunks) -> Iterator[tuple[list[int], list[int]]]:
+        """Build the run table, its spill, the long-run index and the free
+        count from ``chunks`` (see :meth:`_init_runs`), passing each chunk on
+        to the caller's index; done when the caller has taken every chunk.
+
+        The table covers the longest prefix of the runs with at most
+        ``_TAB_PER_RUN`` pages a run (a sparser one would cost more than the
+        dict entries it saves), and at most an eighth more than the top.
+        """
+        per = _TAB_PER_RUN
+        tab: list[int] = []
+        spill: dict[int, int] = {}
+        long_ends: list[int] = []
+        runs = free = top = lim_ok = 0
+        for starts, lens in chunks:
+            m = len(starts)
+            if m:
+                ends = list(map(operator.add, starts, lens))
+                # the last run i of the chunk with ends[i] < per * (runs before it + 1)
+                k = next(
+                    itertools.compress(
+                        range(m - 1, -1, -1),
+                        map(operator.lt, reversed(ends), range(per * (runs + m), per * runs, -per)),
+                    ),
+                    -1,
+                )
+                if k >= 0:
+                    lim_ok = per * (runs + k + 1)
+                top = ends[-1]
+                size = min(lim_ok, top + 1)
+                old = len(tab)
+                if size > old:
+                    tab.extend(itertools.repeat(0, size - old))
+                    for p in [p for p in spill if p < size]:
+                        tab[p] = spill.pop(p)
+                i = bisect_left(starts, size)
+                j = bisect_left(ends, size)
+                if i == m and j == m:
+                    any(map(tab.__setitem__, starts, lens))
+                    any(map(tab.__setitem__, ends, _negs(lens)))
+                else:
+                    any(map(tab.__setitem__, starts[:i], lens[:i]))
+                    any(map(tab.__setitem__, ends[:j], _negs(lens[:j])))
+                    spill.update(zip(starts[i:], lens[i:], strict=True))
+                    spill.update(zip(ends[j:], _negs(lens[j:]), strict=True))
+                long_ends += itertools.compress(
+                    ends, map(operator.gt, lens, itertools.repeat(_SMALL))
+                )
+                runs += m
+                free += sum(lens)
+            yield starts, lens
+        lim = min(lim_ok, top + (top >> 3) + _TAB_ROOM)
+        tab.extend(itertools.repeat(0, lim - len(tab)))
         self._tab = tab
         self._lim = lim
-        self._large = _large_ends(ends, lens)
-        self._free = sum(lens)
+        self._spill = spill
+        self._grow_at = self._tab_cap(runs)
+        self._recheck = _TAB_RECHECK
+        self._large = SortedList(long_ends)
+        self._free = free
+        self._nruns = runs
 
     def _tab_cap(self, runs: int) -> int:
         """The longest run table allowed for ``runs`` free runs (plus the pending ones)."""
@@ -263,73 +307,39 @@ class HashmapFreelist(SharedFreelist):
         return max(_TAB_MIN, _TAB_PER_RUN * (runs + pending + 1))
 
     def _fit(self, e: int) -> None:
-        """Grow the run table to cover page ``e`` if its bound allows (doubling,
-        within the bound); the far entries it then covers move into it."""
+        """Compute the run table's bound again and, when page ``e`` is close
+        past the table's end (the free list grows with its file), grow the
+        table to cover it if the bound allows (doubling, within the bound);
+        the spilled entries it then covers move into it, unless there are more
+        of them than the pages it adds.  A page farther out stays spilled: the
+        table covers a dense prefix of the file (a sparse file keeps its runs
+        in the spill)."""
         lim = self._lim
         cap = self._tab_cap(self.span_count)
-        if e < lim or e >= cap:
+        self._grow_at = cap
+        self._recheck = _TAB_RECHECK
+        if e < lim or e >= cap or e > 2 * lim + _TAB_ROOM:
             return
         new = min(max(e + 1, 2 * lim), cap)
+        spill = self._spill
+        if len(spill) > new - lim:
+            self._grow_at = lim  # not again before the next recheck
+            return
         tab = self._tab
         tab.extend(itertools.repeat(0, new - lim))
         self._lim = new
-        fwd, bwd = self._forward, self._backward
-        for p in [p for p in fwd if p < new]:
-            tab[p] = fwd.pop(p)
-        for p in [p for p in bwd if p < new]:
-            tab[p] = -bwd.pop(p)
+        for p in [p for p in spill if p < new]:
+            tab[p] = spill.pop(p)
 
     def _start_at(self, p: int) -> int:
         """The size of the free run that starts at page ``p``, 0 if none."""
-        if p < self._lim:
-            if p < 0:
-                return 0
-            v = self._tab[p]
-            return v if v > 0 else 0
-        return self._forward.get(p, 0)
+        v = (self._tab[p] if p >= 0 else 0) if p < self._lim else self._spill.get(p, 0)
+        return v if v > 0 else 0
 
     def _end_at(self, p: int) -> int:
         """The size of the free run that ends at ``p`` (one past its last page), 0 if none."""
-        if p < self._lim:
-            if p < 0:
-                return 0
-            v = self._tab[p]
-            return -v if v < 0 else 0
-        return self._backward.get(p, 0)
-
-    def _set_run(self, s: int, e: int, n: int) -> None:
-        """Record the run ``s .. e-1`` of ``n`` pages at its start and its end
-        (``n`` = 0: erase both entries)."""
-        lim = self._lim
-        if s < lim:
-            self._tab[s] = n
-        elif n:
-            self._forward[s] = n
-        else:
-            del self._forward[s]
-        if e < lim:
-            self._tab[e] = -n
-        elif n:
-            self._backward[e] = n
-        else:
-            del self._backward[e]
-
-    def _merge_far(self, s: int, e: int) -> tuple[int, int, int, int]:
-        """The merge of a given-back run ``s .. e-1`` that passes the table's
-        end (the slow path of ``_put``): the table grows if it may, the run
-        merges with its free neighbours; returns the merged run's start and end
-        and the sizes of the runs before and after it that it took in (0: none)."""
-        self._fit(e)
-        psz = self._end_at(s)
-        if psz:
-            self._set_run(s - psz, s, 0)
-        nsz = self._start_at(e)
-        if nsz:
-            self._set_run(e, e + nsz, 0)
-        s -= psz
-        e += nsz
-        self._set_run(s, e, e - s)
-        return s, e, psz, nsz
+        v = (self._tab[p] if p >= 0 else 0) if p < self._lim else self._spill.get(p, 0)
+        return -v if v < 0 else 0
 
     @property
     def free_count(self) -> int:
@@ -345,9 +355,9 @@ class HashmapFreelist(SharedFreelist):
         return _MAP_PER_RUN * (self.span_count + pending + 1)
 
     def _free_top(self) -> int:
-        bwd = self._backward
-        if bwd:
-            return max(bwd)
+        spill = self._spill
+        if spill:
+            return max(spill)  # the end of the last run
         # The table's last entry is the end of its last run (negative).
         tab = self._tab
         return next(itertools.compress(range(len(tab) - 1, -1, -1), reversed(tab)), 0)
@@ -433,8 +443,12 @@ class HashmapFreelist(SharedFreelist):
             if a < lim:
                 if tab[a] == k:
                     break
-            elif self._forward.get(a) == k:
-                break
+            else:
+                v = self._spill.pop(a, 0)  # (put back below if stale)
+                if v == k:
+                    break
+                if v:
+                    self._spill[a] = v
         end = a + k
         # The run (a, k) leaves the size index (inline _unlink_size).
         live = self._live
@@ -449,27 +463,34 @@ class HashmapFreelist(SharedFreelist):
             del fronts[k]
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
-        if k == n:
-            # Taken whole: both of its table entries are cleared (for a short
-            # run, on one cache line).
-            if end < lim:
-                tab[a] = 0
+        # The run's entries: cleared when it is taken whole (for a short run,
+        # on one cache line), else its start moves and its end changes.
+        if end < lim:
+            tab[a] = 0
+            if k == n:
                 tab[end] = 0
             else:
-                self._set_run(a, end, 0)
+                tab[a + n] = k - n
+                tab[end] = n - k
+        else:  # past the table (every run of a sparse file): entry by entry
+            spill = self._spill
+            if a < lim:
+                tab[a] = 0  # (past it, the loop above popped the start)
+            if k == n:
+                del spill[end]
+            else:
+                if a + n < lim:
+                    tab[a + n] = k - n
+                else:
+                    spill[a + n] = k - n
+                spill[end] = n - k
+        if k == n:
+            self._nruns -= 1
             if k > _SMALL:
                 self._large.remove(end)
         else:
             r = k - n
-            a2 = a + n
-            if end < lim:
-                tab[a] = 0
-                tab[a2] = r
-                tab[end] = -r
-            else:
-                self._set_run(a, end, 0)
-                self._set_run(a2, end, r)
-            self._link_size(a2, r)
+            self._link_size(a + n, r)
             if k > _SMALL >= r:
                 self._large.remove(end)
         self._free -= n
@@ -478,14 +499,17 @@ class HashmapFreelist(SharedFreelist):
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         tab = self._tab
         lim = self._lim
+        spill = self._spill
         live = self._live
         heaps = self._heaps
         fronts = self._fronts
         large = self._large
         unlink = self._unlink_size
         added = 0
+        runs = self._nruns
         for start, n, _ in spans:
             added += n
+            runs += 1
             s = start
             e = s + n
             if e < lim:
@@ -506,15 +530,44 @@ class HashmapFreelist(SharedFreelist):
                 if e < lim:
                     tab[e] = -size
                 else:
-                    self._backward[e] = size  # the run after ends past the table
+                    spill[e] = -size  # the run after ends past the table
             else:
-                s, e, psz, nsz = self._merge_far(s, e)
+                # Past the table (every run of a sparse file): the table may
+                # grow first (see _fit), then the same merge, entry by entry.
+                c = self._recheck - 1
+                if c <= 0 or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM):
+                    self._fit(e)
+                    tab = self._tab
+                    lim = self._lim
+                else:
+                    self._recheck = c
+                if s < lim:
+                    psz = -tab[s]
+                    if psz:
+                        tab[s] = 0
+                else:
+                    psz = -spill.pop(s, 0)
+                if e < lim:
+                    nsz = tab[e]
+                    if nsz:
+                        tab[e] = 0
+                else:
+                    nsz = spill.pop(e, 0)
+                s -= psz
+                e += nsz
                 size = e - s
-                tab = self._tab
-                lim = self._lim
+                if s < lim:
+                    tab[s] = size
+                else:
+                    spill[s] = size
+                if e < lim:
+                    tab[e] = -size
+                else:
+                    spill[e] = -size
             # The merged runs leave their sizes' index (stale heap entries are
             # recognised by the table, already updated above).
             if psz:
+                runs -= 1
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
@@ -526,6 +579,7 @@ class HashmapFreelist(SharedFreelist):
                     large.remove(start)
             keep_end = False
             if nsz:
+                runs -= 1
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
@@ -553,17 +607,34 @@ class HashmapFreelist(SharedFreelist):
             if size > _SMALL and not keep_end:
                 large.add(e)
         self._free += added
+        self._nruns = runs
 
     def _put1(self, s: int, n: int) -> None:
         # One run given back touching no free run (the usual one-run commit):
         # _put without its loop and merging; otherwise _put.
         e = s + n
-        tab = self._tab
-        if e >= self._lim or tab[s] or tab[e]:
-            self._put(((s, n, 0),))
-            return
-        tab[s] = n
-        tab[e] = -n
+        lim = self._lim
+        if e < lim:
+            tab = self._tab
+            if tab[s] or tab[e]:
+                self._put(((s, n, 0),))
+                return
+            tab[s] = n
+            tab[e] = -n
+        else:
+            # Past the table: _put when the run straddles it, touches a run,
+            # or may make the table grow (see _fit).
+            spill = self._spill
+            if (
+                s < lim
+                or s in spill
+                or e in spill
+                or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM)
+            ):
+                self._put(((s, n, 0),))
+                return
+            spill[s] = n
+            spill[e] = -n
         front = self._fronts.get(n)
         if front is None:
             self._link_size(s, n)
@@ -583,6 +654,7 @@ class HashmapFreelist(SharedFreelist):
         if n > _SMALL:
             self._large.add(e)
         self._free += n
+        self._nruns += 1
 
     def _any_start(self, lo: int, hi: int) -> bool:
         """Whether a free run starts at a page of ``lo .. hi-1``."""
@@ -597,44 +669,51 @@ class HashmapFreelist(SharedFreelist):
             if hi <= lim:
                 return False
             lo = lim
-        fwd = self._forward
+        spill = self._spill
+        if not spill:
+            return False
         if hi - lo == 1:
-            return lo in fwd
-        return bool(fwd) and not fwd.keys().isdisjoint(range(lo, hi))
+            return spill.get(lo, 0) > 0
+        zeros = itertools.repeat(0)
+        return any(map(operator.lt, zeros, map(spill.get, range(lo, hi), zeros)))
 
     def _overlaps_free(self, start: int, n: int) -> bool:
-        at = self._start_at
+        tab = self._tab
+        lim = self._lim
+        spill = self._spill
         # The nearest run starting at start-1, start-2 or start-3 decides whether
         # a run covers `start` from the left: runs never overlap, so nothing
         # before it can reach `start`.  Only when none starts there can a long
         # run (more than _SMALL = 4 pages) cover it, which the index answers.
-        size = at(start - 1)
-        if not size:
-            size = at(start - 2)
-            if not size:
-                size = at(start - 3)
-                if not size:
-                    # No run starts in the three pages before `start`: a run
-                    # starting inside the range, or a long run, may cover it.
-                    if self._any_start(start, start + n):
-                        return True
-                    # The first long run ending after `start` (SortedList's
-                    # own lists, bisected in C).
-                    large = self._large
-                    maxes = large._maxes
-                    if maxes:
-                        pos = bisect_right(maxes, start)
-                        if pos < len(maxes):
-                            sub = large._lists[pos]
-                            e = sub[bisect_right(sub, start)]
-                            return bool(e - self._end_at(e) < start + n)
-                    return False
-                if size > 3:
+        for d in (1, 2, 3):
+            p = start - d
+            v = spill.get(p, 0) if p >= lim else tab[p] if p >= 0 else 0
+            if v > 0:  # (a negative entry is an end)
+                if v > d:
                     return True
-            elif size > 2:
+                break
+        else:
+            # No run starts in the three pages before `start`: a run starting
+            # inside the range, or a long run, may cover it.
+            if n == 1:
+                if (spill.get(start, 0) if start >= lim else tab[start]) > 0:
+                    return True
+            elif self._any_start(start, start + n):
                 return True
-        elif size > 1:
-            return True
+            # The first long run ending after `start` (SortedList's own lists,
+            # bisected in C).
+            large = self._large
+            maxes = large._maxes
+            if maxes:
+                pos = bisect_right(maxes, start)
+                if pos < len(maxes):
+                    sub = large._lists[pos]
+                    e = sub[bisect_right(sub, start)]
+                    # (the entry at an end is minus the run's length)
+                    return bool((spill[e] if e >= lim else tab[e]) + e < start + n)
+            return False
+        if n == 1:
+            return (spill.get(start, 0) if start >= lim else tab[start]) > 0
         return self._any_start(start, start + n)
 
     def free_page_ids(self) -> list[int]:
@@ -659,18 +738,14 @@ class HashmapFreelist(SharedFreelist):
             itertools.compress(range(len(tab)), map(operator.lt, itertools.repeat(0), tab))
         )
         out = list(zip(starts, map(tab.__getitem__, starts), strict=True))
-        if self._forward:
-            out.extend(sorted(self._forward.items()))
+        if self._spill:
+            out.extend(sorted(item for item in self._spill.items() if item[1] > 0))
         return out
 
     def _check_storage(self) -> None:
         tab, lim = self._tab, self._lim
-        fwd, bwd = self._forward, self._backward
         assert len(tab) == lim, "the table's bound is not its length"
-        assert all(p >= lim for p in fwd), "a far start the table covers"
-        assert all(p >= lim for p in bwd), "a far end the table covers"
         spans = self.free_spans()
-        ends = {}
         total = 0
         prev_end = -1
         for s, n in spans:
@@ -679,18 +754,23 @@ class HashmapFreelist(SharedFreelist):
             assert self._end_at(s + n) == n, f"no end entry for run {s}+{n}"
             assert s > prev_end, f"run at {s} touches or overlaps the previous run (unmerged)"
             prev_end = s + n
-            ends[s + n] = n
             total += n
-        # Every entry is a run's: no start the spans lack (they are read from
-        # the starts), no end without its run.
+        # Every entry is a run's, and every run has its two: the table and the
+        # spill are exactly what the runs make them.
         want = [0] * lim
+        spill: dict[int, int] = {}
         for s, n in spans:
             if s < lim:
                 want[s] = n
+            else:
+                spill[s] = n
             if s + n < lim:
                 want[s + n] = -n
+            else:
+                spill[s + n] = -n
         assert tab == want, "the run table holds an entry of no run"
-        assert bwd == {e: n for e, n in ends.items() if e >= lim}, "far ends are wrong"
+        assert self._spill == spill, "the spilled entries are not the runs'"
+        assert self._recheck > 0, "the bound's countdown ran out"
         assert len(spans) == self.span_count, "run count is wrong"
         assert total == self._free, f"free count {self._free} != {total}"
         self._check_index()
@@ -762,18 +842,13 @@ class _FirstFitHashmap(HashmapFreelist):
     _hi: int
     _lo: int
 
-    @property
-    def span_count(self) -> int:
-        """Number of free runs.
-
-        Runtime complexity: O(S / 512) (one length per block).
-        """
-        return sum(map(len, self._bs))
-
-    def _init_runs(self, starts: list[int], lens: list[int]) -> None:
-        # The run table, far maps and long-run index as best fit's.
-        self._init_table(starts, lens, list(map(operator.add, starts, lens)))
-        caps = bytearray(map(min, lens, itertools.repeat(255)))
+    def _init_runs(self, chunks: Chunks) -> None:
+        # The run table, its spill and the long-run index as best fit's.
+        starts: list[int] = []
+        caps = bytearray()
+        for chunk, lens in self._init_table(chunks):
+            starts += chunk
+            caps += bytes(map(min, lens, itertools.repeat(255)))
         # best fit's size index is not used
         self._heaps = {}
         self._fronts = {}
@@ -947,28 +1022,35 @@ class _FirstFitHashmap(HashmapFreelist):
         a = blk[j]
         tab = self._tab
         lim = self._lim
-        k = tab[a] if a < lim else self._forward[a]
+        k = tab[a] if a < lim else self._spill.pop(a)
         end = a + k
-        if k == n:
-            if end < lim:
-                tab[a] = 0
+        if end < lim:  # (as best fit's _take)
+            tab[a] = 0
+            if k == n:
                 tab[end] = 0
             else:
-                self._set_run(a, end, 0)
+                tab[a + n] = k - n
+                tab[end] = n - k
+        else:
+            spill = self._spill
+            if a < lim:
+                tab[a] = 0  # (past it, popped above)
+            if k == n:
+                del spill[end]
+            else:
+                if a + n < lim:
+                    tab[a + n] = k - n
+                else:
+                    spill[a + n] = k - n
+                spill[end] = n - k
+        if k == n:
+            self._nruns -= 1
             self._remove(b, j)
             if k > _SMALL:
                 self._large.remove(end)
         else:
             r = k - n
-            if end < lim:
-                tab[a] = 0
-                a += n
-                tab[a] = r
-                tab[end] = -r
-            else:
-                self._set_run(a, end, 0)
-                a += n
-                self._set_run(a, end, r)
+            a += n
             if k > _SMALL >= r:
                 self._large.remove(end)
             blk[j] = a
@@ -982,16 +1064,33 @@ class _FirstFitHashmap(HashmapFreelist):
     def _put1(self, s: int, n: int) -> None:
         # One run touching no free run: insert it; otherwise the merging _put.
         e = s + n
-        tab = self._tab
-        if e >= self._lim or tab[s] or tab[e]:
-            self._put(((s, n, 0),))
-            return
-        tab[s] = n
-        tab[e] = -n
+        lim = self._lim
+        if e < lim:
+            tab = self._tab
+            if tab[s] or tab[e]:
+                self._put(((s, n, 0),))
+                return
+            tab[s] = n
+            tab[e] = -n
+        else:
+            # Past the table: _put when the run straddles it, touches a run,
+            # or may make the table grow (see _fit).
+            spill = self._spill
+            if (
+                s < lim
+                or s in spill
+                or e in spill
+                or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM)
+            ):
+                self._put(((s, n, 0),))
+                return
+            spill[s] = n
+            spill[e] = -n
         self._insert(s, n)
         if n > _SMALL:
             self._large.add(e)
         self._free += n
+        self._nruns += 1
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         tab = self._tab
@@ -1001,8 +1100,10 @@ class _FirstFitHashmap(HashmapFreelist):
         bmin = self._bmin
         large = self._large
         added = 0
+        runs = self._nruns
         for start, n, _ in spans:
             added += n
+            runs += 1
             s = start
             e = s + n
             if e < lim:
@@ -1022,15 +1123,44 @@ class _FirstFitHashmap(HashmapFreelist):
                     if f < lim:
                         tab[f] = -size
                     else:
-                        self._backward[f] = size
+                        self._spill[f] = -size
                 else:
                     tab[s] = n
                     tab[e] = -n
-            else:
-                _, _, psz, nsz = self._merge_far(s, e)
-                tab = self._tab
-                lim = self._lim
+            else:  # (as best fit's _put)
+                c = self._recheck - 1
+                if c <= 0 or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM):
+                    self._fit(e)
+                    tab = self._tab
+                    lim = self._lim
+                else:
+                    self._recheck = c
+                spill = self._spill
+                if s < lim:
+                    psz = -tab[s]
+                    if psz:
+                        tab[s] = 0
+                else:
+                    psz = -spill.pop(s, 0)
+                if e < lim:
+                    nsz = tab[e]
+                    if nsz:
+                        tab[e] = 0
+                else:
+                    nsz = spill.pop(e, 0)
+                f = s - psz
+                g = e + nsz
+                size = g - f
+                if f < lim:
+                    tab[f] = size
+                else:
+                    spill[f] = size
+                if g < lim:
+                    tab[g] = -size
+                else:
+                    spill[g] = -size
             if psz:  # grow the run that ends at s
+                runs -= 1
                 if psz > _SMALL:
                     large.remove(s)
                 s -= psz
@@ -1038,6 +1168,7 @@ class _FirstFitHashmap(HashmapFreelist):
                 blk = bs[b]
                 j = bisect_left(blk, s)
                 if nsz:  # and swallow the run that starts at e, next in order
+                    runs -= 1
                     e += nsz
                     nb = len(bs)
                     if j + 1 < len(blk):
@@ -1049,6 +1180,7 @@ class _FirstFitHashmap(HashmapFreelist):
                 size = e - s
                 bl[b][j] = size if size < 255 else 255
             elif nsz:  # the run that starts at e now starts at s
+                runs -= 1
                 b = bisect_right(bmin, e) - 1
                 blk = bs[b]
                 j = bisect_left(blk, e)
@@ -1068,14 +1200,15 @@ class _FirstFitHashmap(HashmapFreelist):
             if size > self._lv[0][b]:
                 self._raise(b, size)
         self._free += added
+        self._nruns = runs
 
     def free_spans(self) -> list[tuple[int, int]]:
         """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
 
         Runtime complexity: O(S) (the runs are kept in order).
         """
-        tab, lim, fwd = self._tab, self._lim, self._forward
-        return [(s, tab[s] if s < lim else fwd[s]) for blk in self._bs for s in blk]
+        tab, lim, spill = self._tab, self._lim, self._spill
+        return [(s, tab[s] if s < lim else spill[s]) for blk in self._bs for s in blk]
 
     def _check_index(self) -> None:
         # The runs as the table and far maps hold them (not the blocks' view).
