@@ -551,7 +551,7 @@ class HashmapFreelist(SharedFreelist):
                 # Past the table (every run of a sparse file): the table may
                 # grow first (see _fit), then the same merge, entry by entry.
                 c = self._recheck - 1
-                if c <= 0 or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM):
+                if c <= 0 or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at):
                     self._fit(e)
                     tab = self._tab
                     lim = self._lim
@@ -645,7 +645,7 @@ class HashmapFreelist(SharedFreelist):
                 s < lim
                 or s in spill
                 or e in spill
-                or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM)
+                or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at)
             ):
                 self._put(((s, n, 0),))
                 return
@@ -1096,7 +1096,7 @@ class _FirstFitHashmap(HashmapFreelist):
                 s < lim
                 or s in spill
                 or e in spill
-                or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM)
+                or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at)
             ):
                 self._put(((s, n, 0),))
                 return
@@ -1145,7 +1145,7 @@ class _FirstFitHashmap(HashmapFreelist):
                     tab[e] = -n
             else:  # (as best fit's _put)
                 c = self._recheck - 1
-                if c <= 0 or (e < self._grow_at and e <= 2 * lim + _TAB_ROOM):
+                if c <= 0 or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at):
                     self._fit(e)
                     tab = self._tab
                     lim = self._lim
