@@ -7,8 +7,8 @@ sides of that line, the map's growth, and its rebuild by ``init``/``reload``/
 ``rollback``, on every freelist, checking the whole invariant (``_check``,
 which compares the map with the free and pending sets) after each step.
 
-Best fit leaves the end of a run it allocates whole in ``_backward``; the
-release must not merge with such a stale end.
+A run allocated whole leaves nothing in the hashmap's run table: a release
+next to it must not merge with it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 
 from freelist import ArrayFreelist, DoubleFreeError, HashmapFreelist
 from freelist._shared import _MAP_MIN, SharedFreelist
-from freelist.hashmap import _STALE_ENDS
 
 from .conftest import FreelistFactory
 
@@ -143,13 +142,13 @@ def test_a_map_with_a_far_page_does_not_grow(make: FreelistFactory) -> None:
     fl._check()
 
 
-@pytest.mark.parametrize("policy", ["best-fit", "bbolt"])
-def test_a_stale_end_is_not_merged(policy: str) -> None:
-    # Best fit takes the run (10, 1) whole and leaves its end 11 in _backward;
-    # page 11 given back must not merge with the allocated page 10.
+@pytest.mark.parametrize("policy", ["best-fit", "bbolt", "first-fit"])
+def test_a_taken_run_leaves_no_end(policy: str) -> None:
+    # A run taken whole clears both of its run-table entries: page 11 given
+    # back must not merge with the allocated page 10 through a left-over end.
     fl = HashmapFreelist([10], policy=policy)  # type: ignore[arg-type]
     assert fl.allocate(3, 1) == 10
-    assert 11 in fl._backward
+    assert fl._tab[10] == fl._tab[11] == 0
     fl.free(3, 11)
     fl.release(3)
     assert fl.free_spans() == [(11, 1)]
@@ -158,32 +157,6 @@ def test_a_stale_end_is_not_merged(policy: str) -> None:
     fl.free(4, 8)
     fl.release(4)
     assert fl.free_spans() == [(8, 1), (11, 3)]
-    fl._check()
-
-
-def test_stale_ends_are_dropped_past_the_budget() -> None:
-    ids = list(range(2, 4000, 2))  # 1,999 runs of one page
-    fl = HashmapFreelist(ids)
-    for txid in range(2, 2 + len(ids)):
-        assert fl.allocate(txid, 1) == ids[txid - 2]
-    assert len(fl._backward) == len(ids)  # every end left behind, stale
-    fl._check()
-    # Each cycle takes one more run whole; the budget (runs at build + 1,024)
-    # runs out within 1,024 + 1 cycles and the map is rebuilt from the runs.
-    sizes = []
-    for i in range(_STALE_ENDS + 1):
-        txid = 5000 + i
-        page = 10_000 + 2 * i
-        fl.free(txid, page)
-        fl.release(txid)
-        assert fl.allocate(txid, 1) == page
-        sizes.append(len(fl._backward))
-    assert max(sizes) <= len(ids) + _STALE_ENDS
-    assert min(sizes) <= 1  # rebuilt: only live ends (none) and what came after
-    fl._check()
-    fl.free(9000, 3)
-    fl.release(9000)
-    assert fl.free_spans() == [(3, 1)]
     fl._check()
 
 

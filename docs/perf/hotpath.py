@@ -16,9 +16,14 @@ new / baseline:
 * the one-page allocate + free + release cycle, hashmap and array, on a free
   list fragmented into runs of one and two pages (``opcost.py``'s layout).
 
+``--scenario`` (repeatable) replays other scenarios than the seed (``mixed``,
+``large-values`` ... whose files are sparser: their runs stay in the hashmap's
+spill dict rather than its run table), ``--policy`` another hashmap policy.
+
 Run from the repository root::
 
     python docs/perf/hotpath.py [--base REV] [--repeat 7] [--sizes ...]
+        [--scenario seed ...] [--policy best-fit]
 """
 
 from __future__ import annotations
@@ -66,22 +71,22 @@ def load_base(rev: str, into: Path) -> ModuleType:
     return importlib.import_module("freelist_base")
 
 
-def replay_ns(pkg: ModuleType, spec: str, trace: Trace) -> float:
+def replay_ns(pkg: ModuleType, spec: str, trace: Trace, policy: str = "best-fit") -> float:
     """Nanoseconds per operation of one replay of ``trace`` on ``pkg``'s freelist."""
     if spec == "array":
         fl = pkg.ArrayFreelist(trace.free_ids())
     else:
-        fl = pkg.HashmapFreelist(trace.free_ids())
+        fl = pkg.HashmapFreelist(trace.free_ids(), policy=policy)
     gc.collect()
     return run_ops(trace, fl).total_ns / len(trace.ops)
 
 
-def lean_ns(pkg: ModuleType, trace: Trace) -> float:
+def lean_ns(pkg: ModuleType, trace: Trace, policy: str = "best-fit") -> float:
     """Nanoseconds per operation of one replay, one timer around the whole loop.
 
     The operations and their order are :func:`run_ops`' (no ``--sync``).
     """
-    fl = pkg.HashmapFreelist(trace.free_ids())
+    fl = pkg.HashmapFreelist(trace.free_ids(), policy=policy)
     gc.collect()
     allocate, free, release = fl.allocate, fl.free, fl.release
     hwm = trace.hwm
@@ -130,18 +135,32 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7, help="interleaved runs per cell")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10**3, 10**4, 10**5, 10**6])
     ap.add_argument("--cycles", type=int, default=20000, help="cycles per cycle measurement")
+    ap.add_argument(
+        "--scenario",
+        action="append",
+        help="scenario to replay (repeatable; default: seed)",
+    )
+    ap.add_argument("--policy", default="best-fit", help="hashmap policy of the replays")
     args = ap.parse_args()
+    scenarios = args.scenario or ["seed"]
     with tempfile.TemporaryDirectory() as tmp:
         base = load_base(args.base, Path(tmp))
         pkgs = {"base": base, "new": freelist}
         print(f"baseline {args.base} vs working tree; median of {args.repeat} interleaved runs")
-        traces = {size: generate("seed", size, 2000, 1) for size in args.sizes}
+        policy = args.policy
+        made: dict[str, dict[int, Trace]] = {}
         loops = (
-            ("run_ops, a timer per operation", lambda pkg, t: replay_ns(pkg, "hashmap", t)),
-            ("lean loop, one timer per replay", lean_ns),
+            (
+                "run_ops, a timer per operation",
+                lambda pkg, t: replay_ns(pkg, "hashmap", t, policy),
+            ),
+            ("lean loop, one timer per replay", lambda pkg, t: lean_ns(pkg, t, policy)),
         )
-        for label, measure in loops:
-            print(f"seed replay, best-fit hashmap (us/op; {label})")
+        for scenario, (label, measure) in ((sc, loop) for sc in scenarios for loop in loops):
+            if scenario not in made:
+                made[scenario] = {size: generate(scenario, size, 2000, 1) for size in args.sizes}
+            traces = made[scenario]
+            print(f"{scenario} replay, {policy} hashmap (us/op; {label})")
             print(f"{'free pages':>10} {'base':>8} {'new':>8} {'new/base':>9}")
             per_op: dict[str, list[float]] = {"base": [], "new": []}
             for size, trace in traces.items():

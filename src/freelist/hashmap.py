@@ -10,7 +10,8 @@ sorted array of page ids, keep the free runs themselves,
 
 so an allocation of ``n`` pages takes a run of exactly ``n`` in O(1), and a
 released run finds the run just before it (``backward[start]``) and just after
-it (``forward[start + n]``) in O(1) and merges with them.
+it (``forward[start + n]``) in O(1) and merges with them.  Here ``forward``
+and ``backward`` are one run table indexed by page (below).
 
 What this implementation adds beyond bbolt:
 
@@ -34,13 +35,25 @@ What this implementation adds beyond bbolt:
   are one byte each in the shared page map (one byte per page of the file,
   see :mod:`freelist._shared`), and the runs answer for pages past the map:
   a run of at most four pages that contains page ``p`` starts at one of
-  ``p-3 .. p`` (found by probing ``forward``); longer runs are few and are
+  ``p-3 .. p`` (found by probing the run table); longer runs are few and are
   indexed by their end in a :class:`sortedcontainers.SortedList`.  Allocating
   from the front of a long run keeps its end, so the index rarely changes.
-* **Stale run ends.**  Best fit leaves the end of a run it allocates whole in
-  ``backward`` (deleting it is one more cache miss in a large map); a release
-  checks what it finds there against ``forward``, and the map is rebuilt once
-  the stale ends could outnumber the runs by 1,024.
+* **A run table indexed by page, not hash maps.**  A run's start and end
+  are entries of one Python list indexed by page id: ``+n`` where a run of
+  ``n`` pages starts, ``-n`` where one ends (one past its last page), 0
+  elsewhere.  At 10^6 free pages a hit in a dict of 700,000 int keys misses
+  the cache several times (hash slot, entry, key object, value: about 0.5 us
+  here); a list slot is one pointer, and a short run's two entries share a
+  cache line, so an allocation or a release touches about one line where the
+  dicts touched several.  A run taken whole clears its two entries (nothing
+  stale is left).  The table covers the pages below a bound of at most
+  ``_TAB_PER_RUN`` = 12 pages (96 bytes) per free or pending run: at build,
+  the longest prefix of the runs that holds at least a run per 12 pages (and
+  an eighth more than the top, to grow into); it grows, doubling within the
+  bound, when runs come back close past its end.  The entries of pages past
+  it are kept, the same way, in a dict (the *spill*): a file whose runs are
+  sparser than that (a few long runs, far pages) keeps them there, as bbolt
+  keeps them in its maps.
 * **The sorted id list without a sort per commit** (see
   :meth:`~freelist._shared.SharedFreelist.page_id_array`), where bbolt's hashmap
   sorts every free id each time it writes the freelist.
@@ -54,7 +67,7 @@ import random
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heappop, heappush
 from itertools import pairwise
 from typing import Literal
@@ -74,16 +87,30 @@ POLICIES: tuple[Policy, ...] = ("best-fit", "bbolt", "first-fit")
 # are indexed by their end in `_large`.
 _SMALL = 4
 
-# Best fit leaves the end of a run it allocates whole in `_backward` (stale);
-# it rebuilds that map once it has left this many more than there are runs.
-_STALE_ENDS = 1024
+# The run table covers page ids below max(_TAB_MIN, _TAB_PER_RUN * (free +
+# pending runs + 1)) (8 bytes a page: at most 96 bytes a run); a new table
+# gets an eighth of its top as room to grow (plus _TAB_ROOM pages).
+_TAB_MIN = 1 << 8
+_TAB_PER_RUN = 12
+_TAB_ROOM = 64
+# A run given back past the table's bound recomputes the bound (O(D)) after
+# this many others did not.
+_TAB_RECHECK = 1024
 
 
-def _large_ends(bwd: dict[int, int]) -> SortedList:
-    """The ends of the runs longer than ``_SMALL`` in ``bwd`` (end -> size)."""
-    return SortedList(
-        itertools.compress(bwd, map(operator.gt, bwd.values(), itertools.repeat(_SMALL)))
-    )
+#: -n for n in 0 .. 256: an end's table entry shares one int object per size
+#: (CPython caches only -5 .. 256).
+_NEG = [-n for n in range(257)]
+
+#: A chunk of runs: their starts and lengths, two lists (see _init_runs).
+Chunks = Iterable[tuple[list[int], list[int]]]
+
+
+def _negs(lens: list[int]) -> Iterable[int]:
+    """``-n`` for each ``n`` of ``lens`` (shared int objects when all are at most 256)."""
+    if lens and max(lens) <= 256:
+        return map(_NEG.__getitem__, lens)
+    return map(operator.neg, lens)
 
 
 class HashmapFreelist(SharedFreelist):
@@ -109,37 +136,52 @@ class HashmapFreelist(SharedFreelist):
     pages): build O(F + S log S); :meth:`allocate` O(1) expected for an exact
     fit, O(log D + log L) when it splits a larger run (amortised, heaps are
     compacted lazily); :meth:`free` O(n); :meth:`release` O(1) expected per
-    run merged (O(log L) when a long run changes end); memory proportional to
-    S, plus one byte per page of the file (the page map).  First fit:
-    :meth:`allocate` O(log S) (amortised, and O(1) for one page);
+    run merged (O(log L) when a long run changes end; amortised O(1) for the
+    run table's growth); memory proportional to S (the run table: at most 96
+    bytes a run), plus one byte per page of the file (the page map): about 95
+    bytes a run at 10^5 and 10^6 free pages in runs of one and two pages,
+    about 175 to 195 where the runs are sparse enough to be spilled.  First
+    fit: :meth:`allocate` O(log S) (amortised, and O(1) for one page);
     :meth:`release` O(log S) per run merged; :meth:`free` O(n); memory O(S),
-    about 185 bytes a run, plus the page map.
+    about the same per run, plus the page map.
     """
 
     __slots__ = (
-        "_backward",
-        "_budget",
-        "_forward",
         "_free",
         "_fronts",
+        "_grow_at",
         "_heaps",
         "_large",
+        "_lim",
         "_live",
+        "_nruns",
         "_policy",
+        "_recheck",
         "_rng",
         "_sizes",
+        "_spill",
+        "_tab",
     )
 
-    _forward: dict[int, int]
-    _backward: dict[int, int]
+    #: the run table: ``_tab[p]`` is ``n`` when a free run of ``n`` pages
+    #: starts at page ``p``, ``-n`` when one ends there (``p`` one past its
+    #: last page), 0 otherwise; it covers the pages below ``_lim``.
+    _tab: list[int]
+    _lim: int
+    #: the table's entries at or past ``_lim``: page -> ``n`` or ``-n`` as above.
+    _spill: dict[int, int]
+    #: the table's bound when it was last computed (it may grow below it), and
+    #: how many more runs may go to ``_spill`` before the bound is computed again.
+    _grow_at: int
+    _recheck: int
+    #: the number of free runs.
+    _nruns: int
     _heaps: dict[int, list[int]]
     _fronts: dict[int, list[int]]
     _live: dict[int, int]
     _sizes: list[int]
     _large: SortedList
     _free: int
-    #: stale ``_backward`` entries best fit may still leave before it rebuilds the map.
-    _budget: int
 
     def __new__(
         cls,
@@ -164,7 +206,7 @@ class HashmapFreelist(SharedFreelist):
     def __repr__(self) -> str:
         return (
             f"HashmapFreelist(free={self._free}, pending={self.pending_count}, "
-            f"spans={len(self._forward)}, policy={self._policy!r})"
+            f"spans={self.span_count}, policy={self._policy!r})"
         )
 
     @property
@@ -181,7 +223,7 @@ class HashmapFreelist(SharedFreelist):
 
         Runtime complexity: O(1).
         """
-        return len(self._forward)
+        return self._nruns
 
     # Storage hooks -------------------------------------------------------
 
@@ -196,40 +238,124 @@ class HashmapFreelist(SharedFreelist):
         # Built from runs: no pass over every id where the source has runs.
         self._init_runs(runs())
 
-    def _init_runs(self, chunks: Iterable[tuple[list[int], list[int]]]) -> None:
+    def _init_runs(self, chunks: Chunks) -> None:
         """Replace the free set with the runs of ``chunks``: sorted, disjoint,
-        maximal runs as ``(starts, lengths)`` list pairs (see
-        :func:`~freelist._shared.run_chunks`).  Loops in C, a chunk at a
-        time: dict updates from zips, and one append per run to its size's
-        front through a defaultdict."""
-        fwd: dict[int, int] = {}
-        bwd: dict[int, int] = {}
+        maximal runs as ``(starts, lengths)`` list pairs, a chunk at a time.
+        Loops in C: the table filled through maps of its ``__setitem__``, and
+        one append per run to its size's front through a defaultdict."""
         grouped: defaultdict[int, list[int]] = defaultdict(list)
         group = grouped.__getitem__
-        free = 0
-        for starts, lens in chunks:
-            fwd.update(zip(starts, lens, strict=True))
-            bwd.update(zip(map(operator.add, starts, lens), lens, strict=True))
+        for starts, lens in self._init_table(chunks):
             any(map(list.append, map(group, lens), starts))
-            free += sum(lens)
         fronts = dict(grouped)
         for front in fronts.values():
             front.reverse()  # starts arrived ascending: each front is descending
-        self._forward = fwd
-        self._backward = bwd
         self._heaps = {}  # made when a size first needs one
         self._fronts = fronts
         self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
         self._sizes = sorted(fronts)
-        self._large = _large_ends(bwd)
-        self._free = free
-        self._budget = len(fwd) + _STALE_ENDS
 
-    def _rebuild_backward(self) -> None:
-        """Drop the stale entries of ``_backward`` (best fit leaves them, see _take)."""
-        fwd = self._forward
-        self._backward = {s + n: n for s, n in fwd.items()}
-        self._budget = len(fwd) + _STALE_ENDS
+    def _init_table(self, chunks: Chunks) -> Iterator[tuple[list[int], list[int]]]:
+        """Build the run table, its spill, the long-run index and the free
+        count from ``chunks`` (see :meth:`_init_runs`), passing each chunk on
+        to the caller's index; done when the caller has taken every chunk.
+
+        The table covers the longest prefix of the runs with at most
+        ``_TAB_PER_RUN`` pages a run (a sparser one would cost more than the
+        dict entries it saves), and at most an eighth more than the top.
+        """
+        per = _TAB_PER_RUN
+        tab: list[int] = []
+        spill: dict[int, int] = {}
+        long_ends: list[int] = []
+        runs = free = top = lim_ok = 0
+        for starts, lens in chunks:
+            m = len(starts)
+            if m:
+                ends = list(map(operator.add, starts, lens))
+                # the last run i of the chunk with ends[i] < per * (runs before it + 1)
+                k = next(
+                    itertools.compress(
+                        range(m - 1, -1, -1),
+                        map(operator.lt, reversed(ends), range(per * (runs + m), per * runs, -per)),
+                    ),
+                    -1,
+                )
+                if k >= 0:
+                    lim_ok = per * (runs + k + 1)
+                top = ends[-1]
+                size = min(lim_ok, top + 1)
+                old = len(tab)
+                if size > old:
+                    tab.extend(itertools.repeat(0, size - old))
+                    for p in [p for p in spill if p < size]:
+                        tab[p] = spill.pop(p)
+                i = bisect_left(starts, size)
+                j = bisect_left(ends, size)
+                if i == m and j == m:
+                    any(map(tab.__setitem__, starts, lens))
+                    any(map(tab.__setitem__, ends, _negs(lens)))
+                else:
+                    any(map(tab.__setitem__, starts[:i], lens[:i]))
+                    any(map(tab.__setitem__, ends[:j], _negs(lens[:j])))
+                    spill.update(zip(starts[i:], lens[i:], strict=True))
+                    spill.update(zip(ends[j:], _negs(lens[j:]), strict=True))
+                long_ends += itertools.compress(
+                    ends, map(operator.gt, lens, itertools.repeat(_SMALL))
+                )
+                runs += m
+                free += sum(lens)
+            yield starts, lens
+        lim = min(lim_ok, top + (top >> 3) + _TAB_ROOM)
+        tab.extend(itertools.repeat(0, lim - len(tab)))
+        self._tab = tab
+        self._lim = lim
+        self._spill = spill
+        self._grow_at = self._tab_cap(runs)
+        self._recheck = _TAB_RECHECK
+        self._large = SortedList(long_ends)
+        self._free = free
+        self._nruns = runs
+
+    def _tab_cap(self, runs: int) -> int:
+        """The longest run table allowed for ``runs`` free runs (plus the pending ones)."""
+        pending = sum(map(len, self._pending.values()))
+        return max(_TAB_MIN, _TAB_PER_RUN * (runs + pending + 1))
+
+    def _fit(self, e: int) -> None:
+        """Compute the run table's bound again and, when page ``e`` is close
+        past the table's end (the free list grows with its file), grow the
+        table to cover it if the bound allows (doubling, within the bound);
+        the spilled entries it then covers move into it, unless there are more
+        of them than the pages it adds.  A page farther out stays spilled: the
+        table covers a dense prefix of the file (a sparse file keeps its runs
+        in the spill)."""
+        lim = self._lim
+        cap = self._tab_cap(self.span_count)
+        self._grow_at = cap
+        self._recheck = _TAB_RECHECK
+        if e < lim or e >= cap or e > 2 * lim + _TAB_ROOM:
+            return
+        new = min(max(e + 1, 2 * lim), cap)
+        spill = self._spill
+        if len(spill) > new - lim:
+            self._grow_at = lim  # not again before the next recheck
+            return
+        tab = self._tab
+        tab.extend(itertools.repeat(0, new - lim))
+        self._lim = new
+        for p in [p for p in spill if p < new]:
+            tab[p] = spill.pop(p)
+
+    def _start_at(self, p: int) -> int:
+        """The size of the free run that starts at page ``p``, 0 if none."""
+        v = (self._tab[p] if p >= 0 else 0) if p < self._lim else self._spill.get(p, 0)
+        return v if v > 0 else 0
+
+    def _end_at(self, p: int) -> int:
+        """The size of the free run that ends at ``p`` (one past its last page), 0 if none."""
+        v = (self._tab[p] if p >= 0 else 0) if p < self._lim else self._spill.get(p, 0)
+        return -v if v < 0 else 0
 
     @property
     def free_count(self) -> int:
@@ -242,19 +368,20 @@ class HashmapFreelist(SharedFreelist):
     def _map_budget(self, extra: int) -> int:  # noqa: ARG002 - the array's
         # Per run, so that a free list of a few long runs keeps a small map.
         pending = sum(map(len, self._pending.values()))
-        return _MAP_PER_RUN * (len(self._forward) + pending + 1)
+        return _MAP_PER_RUN * (self.span_count + pending + 1)
 
     def _free_top(self) -> int:
-        fwd = self._forward
-        if not fwd:
-            return 0
-        last = max(fwd)
-        return last + fwd[last]
+        spill = self._spill
+        if spill:
+            return max(spill)  # the end of the last run
+        # The table's last entry is the end of its last run (negative).
+        tab = self._tab
+        return next(itertools.compress(range(len(tab) - 1, -1, -1), reversed(tab)), 0)
 
     def _fill_map(self, fm: bytearray) -> None:
         size = len(fm)
         ones = b"\x01"
-        for s, n in self._forward.items():
+        for s, n in self.free_spans():
             e = s + n
             if e <= size:
                 if n == 1:
@@ -263,6 +390,8 @@ class HashmapFreelist(SharedFreelist):
                     fm[s:e] = ones * n
             elif s < size:
                 fm[s:size] = ones * (size - s)
+            else:
+                break
 
     def _unlink_size(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
@@ -300,10 +429,10 @@ class HashmapFreelist(SharedFreelist):
         amortised over the operations that made the entries stale, and every
         size's entries stay within twice its live runs (plus 16).
         """
-        fwd = self._forward
         heap = self._heaps.pop(k, ())
         front = self._fronts[k]
-        front[:] = sorted({s for s in (*heap, *front) if fwd.get(s) == k}, reverse=True)
+        at = self._start_at
+        front[:] = sorted({s for s in (*heap, *front) if at(s) == k}, reverse=True)
 
     def _take(self, n: int) -> int:
         fronts = self._fronts
@@ -318,7 +447,8 @@ class HashmapFreelist(SharedFreelist):
                 i = self._rng.randrange(i, len(sizes))
             k = sizes[i]
             front = fronts[k]
-        fwd = self._forward
+        tab = self._tab
+        lim = self._lim
         # The lowest start of size k is the lower of the front stack's top
         # (descending, so its last entry is its lowest) and the heap's root;
         # entries of runs merged away since are skipped.
@@ -326,11 +456,15 @@ class HashmapFreelist(SharedFreelist):
         while True:
             # (an empty front means the heap holds the size's runs: not None)
             a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)  # type: ignore[arg-type]
-            size = fwd.pop(a, None)
-            if size == k:
-                break
-            if size is not None:  # a stale entry: the run there now has another size
-                fwd[a] = size
+            if a < lim:
+                if tab[a] == k:
+                    break
+            else:
+                v = self._spill.pop(a, 0)  # (put back below if stale)
+                if v == k:
+                    break
+                if v:
+                    self._spill[a] = v
         end = a + k
         # The run (a, k) leaves the size index (inline _unlink_size).
         live = self._live
@@ -345,57 +479,111 @@ class HashmapFreelist(SharedFreelist):
             del fronts[k]
             sizes = self._sizes
             del sizes[bisect_left(sizes, k)]
+        # The run's entries: cleared when it is taken whole (for a short run,
+        # on one cache line), else its start moves and its end changes.
+        if end < lim:
+            tab[a] = 0
+            if k == n:
+                tab[end] = 0
+            else:
+                tab[a + n] = k - n
+                tab[end] = n - k
+        else:  # past the table (every run of a sparse file): entry by entry
+            spill = self._spill
+            if a < lim:
+                tab[a] = 0  # (past it, the loop above popped the start)
+            if k == n:
+                del spill[end]
+            else:
+                if a + n < lim:
+                    tab[a + n] = k - n
+                else:
+                    spill[a + n] = k - n
+                spill[end] = n - k
         if k == n:
-            # The run's end stays in _backward, stale (deleting it costs a
-            # cache miss in a large map): _put checks what it finds there
-            # against _forward, and the map is rebuilt when the stale entries
-            # could outnumber the runs.
-            budget = self._budget - 1
-            self._budget = budget
-            if budget < 0:
-                self._rebuild_backward()
+            self._nruns -= 1
             if k > _SMALL:
                 self._large.remove(end)
         else:
             r = k - n
-            a2 = a + n
-            fwd[a2] = r
-            self._backward[end] = r
-            self._link_size(a2, r)
+            self._link_size(a + n, r)
             if k > _SMALL >= r:
                 self._large.remove(end)
         self._free -= n
         return a
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
-        fwd = self._forward
-        bwd = self._backward
+        tab = self._tab
+        lim = self._lim
+        spill = self._spill
         live = self._live
         heaps = self._heaps
         fronts = self._fronts
         large = self._large
         unlink = self._unlink_size
         added = 0
+        runs = self._nruns
         for start, n, _ in spans:
             added += n
+            runs += 1
             s = start
             e = s + n
-            psz = bwd.pop(s, None)
-            if psz is not None and fwd.get(s - psz) != psz:
-                psz = None  # a stale end (see _take)
-            nsz = fwd.pop(e, None)
-            if psz is not None:  # merge with the run that ends at s
+            if e < lim:
+                # The run before ends at s (a negative entry), the run after
+                # starts at e (a positive one): the merged run overwrites the
+                # entries of the run before (its start) and after (its end).
+                psz = tab[s]
+                nsz = tab[e]
+                if psz:
+                    tab[s] = 0
+                    psz = -psz
+                    s -= psz
+                if nsz:
+                    tab[e] = 0
+                    e += nsz
+                size = e - s
+                tab[s] = size
+                if e < lim:
+                    tab[e] = -size
+                else:
+                    spill[e] = -size  # the run after ends past the table
+            else:
+                # Past the table (every run of a sparse file): the table may
+                # grow first (see _fit), then the same merge, entry by entry.
+                c = self._recheck - 1
+                if c <= 0 or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at):
+                    self._fit(e)
+                    tab = self._tab
+                    lim = self._lim
+                else:
+                    self._recheck = c
+                if s < lim:
+                    psz = -tab[s]
+                    if psz:
+                        tab[s] = 0
+                else:
+                    psz = -spill.pop(s, 0)
+                if e < lim:
+                    nsz = tab[e]
+                    if nsz:
+                        tab[e] = 0
+                else:
+                    nsz = spill.pop(e, 0)
                 s -= psz
-            if nsz is not None:  # merge with the run that starts at e
                 e += nsz
-            # The merged run's entries overwrite those of the run before (its
-            # start) and of the run after (its end): no delete and re-insert.
-            size = e - s
-            fwd[s] = size
-            bwd[e] = size
+                size = e - s
+                if s < lim:
+                    tab[s] = size
+                else:
+                    spill[s] = size
+                if e < lim:
+                    tab[e] = -size
+                else:
+                    spill[e] = -size
             # The merged runs leave their sizes' index (stale heap entries are
-            # recognised by fwd, already updated above).
-            if psz is not None:
+            # recognised by the table, already updated above).
+            if psz:
+                runs -= 1
                 c = live[psz] - 1
                 if c:
                     live[psz] = c
@@ -406,7 +594,8 @@ class HashmapFreelist(SharedFreelist):
                 if psz > _SMALL:
                     large.remove(start)
             keep_end = False
-            if nsz is not None:
+            if nsz:
+                runs -= 1
                 c = live[nsz] - 1
                 if c:
                     live[nsz] = c
@@ -434,18 +623,34 @@ class HashmapFreelist(SharedFreelist):
             if size > _SMALL and not keep_end:
                 large.add(e)
         self._free += added
+        self._nruns = runs
 
     def _put1(self, s: int, n: int) -> None:
         # One run given back touching no free run (the usual one-run commit):
         # _put without its loop and merging; otherwise _put.
-        fwd = self._forward
-        bwd = self._backward
         e = s + n
-        if s in bwd or e in fwd:
-            self._put(((s, n, 0),))
-            return
-        fwd[s] = n
-        bwd[e] = n
+        lim = self._lim
+        if e < lim:
+            tab = self._tab
+            if tab[s] or tab[e]:
+                self._put(((s, n, 0),))
+                return
+            tab[s] = n
+            tab[e] = -n
+        else:
+            # Past the table: _put when the run straddles it, touches a run,
+            # or may make the table grow (see _fit).
+            spill = self._spill
+            if (
+                s < lim
+                or s in spill
+                or e in spill
+                or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at)
+            ):
+                self._put(((s, n, 0),))
+                return
+            spill[s] = n
+            spill[e] = -n
         front = self._fronts.get(n)
         if front is None:
             self._link_size(s, n)
@@ -465,89 +670,130 @@ class HashmapFreelist(SharedFreelist):
         if n > _SMALL:
             self._large.add(e)
         self._free += n
+        self._nruns += 1
+
+    def _any_start(self, lo: int, hi: int) -> bool:
+        """Whether a free run starts at a page of ``lo .. hi-1``."""
+        lim = self._lim
+        if lo < lim:
+            tab = self._tab
+            if hi - lo == 1:
+                if tab[lo] > 0:
+                    return True
+            elif any(map(operator.lt, itertools.repeat(0), tab[lo : min(hi, lim)])):
+                return True
+            if hi <= lim:
+                return False
+            lo = lim
+        spill = self._spill
+        if not spill:
+            return False
+        if hi - lo == 1:
+            return spill.get(lo, 0) > 0
+        zeros = itertools.repeat(0)
+        return any(map(operator.lt, zeros, map(spill.get, range(lo, hi), zeros)))
 
     def _overlaps_free(self, start: int, n: int) -> bool:
-        fwd = self._forward
+        tab = self._tab
+        lim = self._lim
+        spill = self._spill
         # The nearest run starting at start-1, start-2 or start-3 decides whether
         # a run covers `start` from the left: runs never overlap, so nothing
         # before it can reach `start`.  Only when none starts there can a long
         # run (more than _SMALL = 4 pages) cover it, which the index answers.
-        size = fwd.get(start - 1)
-        if size is None:
-            size = fwd.get(start - 2)
-            if size is None:
-                size = fwd.get(start - 3)
-                if size is None:
-                    # No run starts in the three pages before `start`: a run
-                    # starting inside the range, or a long run, may cover it.
-                    if n == 1:
-                        if start in fwd:
-                            return True
-                    elif not fwd.keys().isdisjoint(range(start, start + n)):
-                        return True
-                    # The first long run ending after `start` (SortedList's
-                    # own lists, bisected in C: its bisect_right and
-                    # __getitem__ are Python calls on every free).
-                    large = self._large
-                    maxes = large._maxes
-                    if maxes:
-                        pos = bisect_right(maxes, start)
-                        if pos < len(maxes):
-                            sub = large._lists[pos]
-                            e = sub[bisect_right(sub, start)]
-                            return bool(e - self._backward[e] < start + n)
-                    return False
-                if size > 3:
+        for d in (1, 2, 3):
+            p = start - d
+            v = spill.get(p, 0) if p >= lim else tab[p] if p >= 0 else 0
+            if v > 0:  # (a negative entry is an end)
+                if v > d:
                     return True
-            elif size > 2:
+                break
+        else:
+            # No run starts in the three pages before `start`: a run starting
+            # inside the range, or a long run, may cover it.
+            if n == 1:
+                if (spill.get(start, 0) if start >= lim else tab[start]) > 0:
+                    return True
+            elif self._any_start(start, start + n):
                 return True
-        elif size > 1:
-            return True
+            # The first long run ending after `start` (SortedList's own lists,
+            # bisected in C).
+            large = self._large
+            maxes = large._maxes
+            if maxes:
+                pos = bisect_right(maxes, start)
+                if pos < len(maxes):
+                    sub = large._lists[pos]
+                    e = sub[bisect_right(sub, start)]
+                    # (the entry at an end is minus the run's length)
+                    return bool((spill[e] if e >= lim else tab[e]) + e < start + n)
+            return False
         if n == 1:
-            return start in fwd
-        return not fwd.keys().isdisjoint(range(start, start + n))
+            return (spill.get(start, 0) if start >= lim else tab[start]) > 0
+        return self._any_start(start, start + n)
 
     def free_page_ids(self) -> list[int]:
         """The free page ids, sorted ascending, as a new list.
 
-        Runtime complexity: O(F + S log S).
+        Runtime complexity: O(F + T + S' log S'), T the length of the run
+        table (a small multiple of S), S' the runs past it.
         """
-        fwd = self._forward
         out: list[int] = []
-        for s in sorted(fwd):
-            out.extend(range(s, s + fwd[s]))
+        for s, n in self.free_spans():
+            out.extend(range(s, s + n))
         return out
 
     def free_spans(self) -> list[tuple[int, int]]:
         """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
 
-        Runtime complexity: O(S log S).
+        Runtime complexity: O(T + S' log S'), T the length of the run table (a
+        small multiple of S, read in C), S' the runs that start past it.
         """
-        return sorted(self._forward.items())
+        tab = self._tab
+        starts = list(
+            itertools.compress(range(len(tab)), map(operator.lt, itertools.repeat(0), tab))
+        )
+        out = list(zip(starts, map(tab.__getitem__, starts), strict=True))
+        if self._spill:
+            out.extend(sorted(item for item in self._spill.items() if item[1] > 0))
+        return out
 
     def _check_storage(self) -> None:
-        fwd, bwd = self._forward, self._backward
-        # Entries of _backward that end no run are stale (best fit leaves
-        # them, see _take): _forward must tell them from live ones.
-        live_ends = {s + n for s, n in fwd.items()}
-        for e, n in bwd.items():
-            if e not in live_ends:
-                assert fwd.get(e - n) != n, f"stale end {e} looks live"
+        tab, lim = self._tab, self._lim
+        assert len(tab) == lim, "the table's bound is not its length"
+        spans = self.free_spans()
         total = 0
         prev_end = -1
-        for s, n in sorted(fwd.items()):
+        for s, n in spans:
             assert type(s) is int and type(n) is int
             assert n >= 1 and s >= 2 and s + n - 1 <= MAX_ID, (s, n)
-            assert bwd.get(s + n) == n, f"backward map lacks the end of run {s}+{n}"
+            assert self._end_at(s + n) == n, f"no end entry for run {s}+{n}"
             assert s > prev_end, f"run at {s} touches or overlaps the previous run (unmerged)"
             prev_end = s + n
             total += n
+        # Every entry is a run's, and every run has its two: the table and the
+        # spill are exactly what the runs make them.
+        want = [0] * lim
+        spill: dict[int, int] = {}
+        for s, n in spans:
+            if s < lim:
+                want[s] = n
+            else:
+                spill[s] = n
+            if s + n < lim:
+                want[s + n] = -n
+            else:
+                spill[s + n] = -n
+        assert tab == want, "the run table holds an entry of no run"
+        assert self._spill == spill, "the spilled entries are not the runs'"
+        assert self._recheck > 0, "the bound's countdown ran out"
+        assert len(spans) == self.span_count, "run count is wrong"
         assert total == self._free, f"free count {self._free} != {total}"
         self._check_index()
 
     def _check_index(self) -> None:
         """Assert the policy's index of the runs (best fit: sizes and heaps)."""
-        fwd = self._forward
+        fwd = dict(self.free_spans())
         counts: dict[int, int] = {}
         for n in fwd.values():
             counts[n] = counts.get(n, 0) + 1
@@ -612,29 +858,18 @@ class _FirstFitHashmap(HashmapFreelist):
     _hi: int
     _lo: int
 
-    def _init_runs(self, chunks: Iterable[tuple[list[int], list[int]]]) -> None:
-        fwd: dict[int, int] = {}
-        bwd: dict[int, int] = {}
+    def _init_runs(self, chunks: Chunks) -> None:
+        # The run table, its spill and the long-run index as best fit's.
         starts: list[int] = []
         caps = bytearray()
-        free = 0
-        for chunk, lens in chunks:
-            fwd.update(zip(chunk, lens, strict=True))
-            bwd.update(zip(map(operator.add, chunk, lens), lens, strict=True))
+        for chunk, lens in self._init_table(chunks):
             starts += chunk
             caps += bytes(map(min, lens, itertools.repeat(255)))
-            free += sum(lens)
-        self._forward = fwd
-        self._backward = bwd
-        self._free = free
-        self._budget = 0  # first fit deletes the ends it takes: none stale
         # best fit's size index is not used
         self._heaps = {}
         self._fronts = {}
         self._live = {}
         self._sizes = []
-        # runs longer than _SMALL by end, for the overlap check, as best fit
-        self._large = _large_ends(bwd)
         load = _FF_LOAD
         self._hi = 2 * load
         self._lo = max(1, load // 4)
@@ -653,7 +888,7 @@ class _FirstFitHashmap(HashmapFreelist):
         """The true longest run of block ``b``."""
         v = max(self._bl[b])
         if v == 255:
-            v = max(map(self._forward.__getitem__, self._bs[b]))
+            v = max(map(self._start_at, self._bs[b]))
         return v
 
     def _build(self, maxes: list[int]) -> None:
@@ -774,9 +1009,8 @@ class _FirstFitHashmap(HashmapFreelist):
     # Storage hooks ------------------------------------------------------------
 
     def _take(self, n: int) -> int:
-        fwd = self._forward
         if n == 1:
-            if not fwd:
+            if not self._bs:
                 return 0
             b = j = 0
             blk = self._bs[0]
@@ -795,25 +1029,44 @@ class _FirstFitHashmap(HashmapFreelist):
                 else:
                     j = -1
                     for m in _FF_BIG.finditer(self._bl[b]):
-                        if fwd[blk[m.start()]] >= n:
+                        if self._start_at(blk[m.start()]) >= n:
                             j = m.start()
                             break
                     if j >= 0:
                         break
                 self._lower(b)  # the bound was stale: no run of n in block b
         a = blk[j]
-        k = fwd.pop(a)
+        tab = self._tab
+        lim = self._lim
+        k = tab[a] if a < lim else self._spill.pop(a)
         end = a + k
+        if end < lim:  # (as best fit's _take)
+            tab[a] = 0
+            if k == n:
+                tab[end] = 0
+            else:
+                tab[a + n] = k - n
+                tab[end] = n - k
+        else:
+            spill = self._spill
+            if a < lim:
+                tab[a] = 0  # (past it, popped above)
+            if k == n:
+                del spill[end]
+            else:
+                if a + n < lim:
+                    tab[a + n] = k - n
+                else:
+                    spill[a + n] = k - n
+                spill[end] = n - k
         if k == n:
-            del self._backward[end]
+            self._nruns -= 1
             self._remove(b, j)
             if k > _SMALL:
                 self._large.remove(end)
         else:
             r = k - n
             a += n
-            fwd[a] = r
-            self._backward[end] = r
             if k > _SMALL >= r:
                 self._large.remove(end)
             blk[j] = a
@@ -826,41 +1079,112 @@ class _FirstFitHashmap(HashmapFreelist):
 
     def _put1(self, s: int, n: int) -> None:
         # One run touching no free run: insert it; otherwise the merging _put.
-        fwd = self._forward
-        bwd = self._backward
         e = s + n
-        if s in bwd or e in fwd:
-            self._put(((s, n, 0),))
-            return
-        fwd[s] = n
-        bwd[e] = n
+        lim = self._lim
+        if e < lim:
+            tab = self._tab
+            if tab[s] or tab[e]:
+                self._put(((s, n, 0),))
+                return
+            tab[s] = n
+            tab[e] = -n
+        else:
+            # Past the table: _put when the run straddles it, touches a run,
+            # or may make the table grow (see _fit).
+            spill = self._spill
+            if (
+                s < lim
+                or s in spill
+                or e in spill
+                or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at)
+            ):
+                self._put(((s, n, 0),))
+                return
+            spill[s] = n
+            spill[e] = -n
         self._insert(s, n)
         if n > _SMALL:
             self._large.add(e)
         self._free += n
+        self._nruns += 1
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
-        fwd = self._forward
-        bwd = self._backward
+        tab = self._tab
+        lim = self._lim
         bs = self._bs
         bl = self._bl
         bmin = self._bmin
         large = self._large
         added = 0
+        runs = self._nruns
         for start, n, _ in spans:
             added += n
+            runs += 1
             s = start
             e = s + n
-            psz = bwd.pop(s, None)
-            nsz = fwd.pop(e, None)
-            if psz is not None:  # grow the run that ends at s
+            if e < lim:
+                # The table's entries first (as best fit's _put): the run
+                # before ends at s (negative), the run after starts at e.
+                psz = tab[s]
+                nsz = tab[e]
+                if psz or nsz:
+                    if psz:
+                        tab[s] = 0
+                        psz = -psz
+                    if nsz:
+                        tab[e] = 0
+                    size = n + psz + nsz
+                    tab[s - psz] = size
+                    f = e + nsz
+                    if f < lim:
+                        tab[f] = -size
+                    else:
+                        self._spill[f] = -size
+                else:
+                    tab[s] = n
+                    tab[e] = -n
+            else:  # (as best fit's _put)
+                c = self._recheck - 1
+                if c <= 0 or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at):
+                    self._fit(e)
+                    tab = self._tab
+                    lim = self._lim
+                else:
+                    self._recheck = c
+                spill = self._spill
+                if s < lim:
+                    psz = -tab[s]
+                    if psz:
+                        tab[s] = 0
+                else:
+                    psz = -spill.pop(s, 0)
+                if e < lim:
+                    nsz = tab[e]
+                    if nsz:
+                        tab[e] = 0
+                else:
+                    nsz = spill.pop(e, 0)
+                f = s - psz
+                g = e + nsz
+                size = g - f
+                if f < lim:
+                    tab[f] = size
+                else:
+                    spill[f] = size
+                if g < lim:
+                    tab[g] = -size
+                else:
+                    spill[g] = -size
+            if psz:  # grow the run that ends at s
+                runs -= 1
                 if psz > _SMALL:
                     large.remove(s)
                 s -= psz
                 b = bisect_right(bmin, s) - 1
                 blk = bs[b]
                 j = bisect_left(blk, s)
-                if nsz is not None:  # and swallow the run that starts at e, next in order
+                if nsz:  # and swallow the run that starts at e, next in order
+                    runs -= 1
                     e += nsz
                     nb = len(bs)
                     if j + 1 < len(blk):
@@ -871,7 +1195,8 @@ class _FirstFitHashmap(HashmapFreelist):
                         b, j = self._locate(s)  # blocks were merged or split
                 size = e - s
                 bl[b][j] = size if size < 255 else 255
-            elif nsz is not None:  # the run that starts at e now starts at s
+            elif nsz:  # the run that starts at e now starts at s
+                runs -= 1
                 b = bisect_right(bmin, e) - 1
                 blk = bs[b]
                 j = bisect_left(blk, e)
@@ -882,45 +1207,30 @@ class _FirstFitHashmap(HashmapFreelist):
                 if not j:
                     bmin[b] = s
             else:
-                fwd[s] = n
-                bwd[e] = n
                 self._insert(s, n)
                 if n > _SMALL:
                     large.add(e)
                 continue
-            fwd[s] = size
-            bwd[e] = size
-            if size > _SMALL and not (nsz is not None and nsz > _SMALL):
+            if size > _SMALL and nsz <= _SMALL:
                 large.add(e)  # a new end of a long run (a long next run kept its end)
             if size > self._lv[0][b]:
                 self._raise(b, size)
         self._free += added
-
-    def free_page_ids(self) -> list[int]:
-        """The free page ids, sorted ascending, as a new list.
-
-        Runtime complexity: O(F) (the runs are kept in order).
-        """
-        fwd = self._forward
-        out: list[int] = []
-        for blk in self._bs:
-            for s in blk:
-                out.extend(range(s, s + fwd[s]))
-        return out
+        self._nruns = runs
 
     def free_spans(self) -> list[tuple[int, int]]:
         """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
 
         Runtime complexity: O(S) (the runs are kept in order).
         """
-        fwd = self._forward
-        return [(s, fwd[s]) for blk in self._bs for s in blk]
+        tab, lim, spill = self._tab, self._lim, self._spill
+        return [(s, tab[s] if s < lim else spill[s]) for blk in self._bs for s in blk]
 
     def _check_index(self) -> None:
-        fwd = self._forward
+        # The runs as the table and far maps hold them (not the blocks' view).
+        fwd = dict(HashmapFreelist.free_spans(self))
         bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
         assert not self._heaps and not self._live and not self._sizes
-        assert len(self._backward) == len(fwd), "first fit left a stale end"
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
