@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from freelist import ArrayFreelist, HashmapFreelist, hashmap
+from freelist import ArrayFreelist, HashmapFreelist, _shared, hashmap
 
 from .strategies import free_id_lists, run_lengths
 
@@ -296,3 +296,42 @@ def test_a_small_table_changes_no_result(
                 assert f.freed(p) == r.freed(p)
     for f in (*small, *refs):
         f._check()
+
+
+@contextmanager
+def run_chunk(n: int) -> Iterator[None]:
+    """Build from runs ``n`` ids (or pages) at a time."""
+    saved = _shared.RUN_CHUNK
+    _shared.RUN_CHUNK = n
+    try:
+        yield
+    finally:
+        _shared.RUN_CHUNK = saved
+
+
+def test_a_sparse_start_does_not_keep_the_runs_after_it_out() -> None:
+    """Pages in use first, then dense runs: built a few ids at a time, the
+    table grows over the sparse start instead of spilling what follows."""
+    ids = [*range(2, 2000, 20), *range(2000, 20_000, 3)]
+    with run_chunk(7):
+        fl = HashmapFreelist(ids)
+    assert not fl._spill
+    assert fl._lim >= 20_000
+    assert fl.free_spans() == [(p, 1) for p in ids]
+    fl._check()
+
+
+def test_runs_built_past_the_bound_are_spilled() -> None:
+    """Runs 18 pages apart: within the build's slack (twice the bound), past
+    the bound itself; the entries past the bound end in the spill."""
+    ids = list(range(2, 20_000, 18))
+    with run_chunk(7):
+        fl = HashmapFreelist(ids)
+    assert fl._lim < 20_000
+    assert len(fl._tab) == fl._lim
+    assert fl._spill
+    assert min(fl._spill) >= fl._lim
+    assert fl.free_spans() == [(p, 1) for p in ids]
+    fl._check()
+    assert fl.allocate(2, 1) == 2
+    fl._check()

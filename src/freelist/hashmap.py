@@ -113,6 +113,20 @@ def _negs(lens: list[int]) -> Iterable[int]:
     return map(operator.neg, lens)
 
 
+def _prefix_bound(ends: list[int], before: int, per: int) -> int:
+    """``per * (before + i + 1)`` for the last run ``i`` of a chunk whose end
+    ``ends[i]`` lies below it (``before`` runs came in earlier chunks), or 0."""
+    m = len(ends)
+    k = next(
+        itertools.compress(
+            range(m - 1, -1, -1),
+            map(operator.lt, reversed(ends), range(per * (before + m), per * before, -per)),
+        ),
+        -1,
+    )
+    return per * (before + k + 1) if k >= 0 else 0
+
+
 class HashmapFreelist(SharedFreelist):
     """The freelist as hash maps of free runs, O(1) allocation and merging.
 
@@ -268,28 +282,25 @@ class HashmapFreelist(SharedFreelist):
         tab: list[int] = []
         spill: dict[int, int] = {}
         long_ends: list[int] = []
-        runs = free = top = lim_ok = 0
+        runs = free = top = lim_ok = grow_ok = 0
         for starts, lens in chunks:
             m = len(starts)
             if m:
                 ends = list(map(operator.add, starts, lens))
-                # the last run i of the chunk with ends[i] < per * (runs before it + 1)
-                k = next(
-                    itertools.compress(
-                        range(m - 1, -1, -1),
-                        map(operator.lt, reversed(ends), range(per * (runs + m), per * runs, -per)),
-                    ),
-                    -1,
-                )
-                if k >= 0:
-                    lim_ok = per * (runs + k + 1)
+                # the table's bound: one past the last run i whose end is below
+                # per * (the runs up to it); while building, twice that, so
+                # that a sparse start of the file (pages in use first) does
+                # not spill runs the bound takes back later
+                lim_ok = max(lim_ok, _prefix_bound(ends, runs, per))
+                grow_ok = max(grow_ok, _prefix_bound(ends, runs, 2 * per))
                 top = ends[-1]
-                size = min(lim_ok, top + 1)
+                size = min(grow_ok, top + 1)
                 old = len(tab)
                 if size > old:
                     tab.extend(itertools.repeat(0, size - old))
-                    for p in [p for p in spill if p < size]:
-                        tab[p] = spill.pop(p)
+                    if spill:
+                        for p in [p for p in spill if p < size]:
+                            tab[p] = spill.pop(p)
                 i = bisect_left(starts, size)
                 j = bisect_left(ends, size)
                 if i == m and j == m:
@@ -307,6 +318,13 @@ class HashmapFreelist(SharedFreelist):
                 free += sum(lens)
             yield starts, lens
         lim = min(lim_ok, top + (top >> 3) + _TAB_ROOM)
+        if len(tab) > lim:
+            # built past the bound: the entries there go to the spill
+            tail = tab[lim:]
+            spill.update(
+                zip(itertools.compress(itertools.count(lim), tail), filter(None, tail), strict=True)
+            )
+            del tab[lim:], tail
         tab.extend(itertools.repeat(0, lim - len(tab)))
         self._tab = tab
         self._lim = lim

@@ -32,7 +32,7 @@ import os
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -418,6 +418,17 @@ class PageFile:
                 if isinstance(ids, persist.FreeMap):
                     # its bytes become the freelist's page map (see _shared)
                     st.freelist._init_verified(ids, ids.runs, ids.release())
+                elif (
+                    not io.readonly
+                    and isinstance(ids, Sequence)
+                    and persist.free_map_fits(meta.hwm, 8 * len(ids))
+                ):
+                    # The page map from the ids (a byte set per id, in C): the
+                    # first write would otherwise build it from the freelist's
+                    # runs, a step per run (a reader never needs it).
+                    fmap = persist.FreeMap(meta.hwm)
+                    fmap.load(ids)
+                    st.freelist._init_verified(ids, partial(run_chunks, ids), fmap.release())
                 else:
                     st.freelist._init_verified(ids, partial(run_chunks, ids))
             else:

@@ -563,7 +563,7 @@ class LogFormat:
             return out
         log_bytes = sum(r.length for r in runs[:-1])
         ids: FreeMap | None = None
-        if _use_free_map(hwm, ckpt.length):
+        if free_map_fits(hwm, ckpt.length):
             ids = FreeMap(hwm)
             replay: Callable[[bytes], int] = ids.replay
             with _u64_view(buf, ckpt) as base_ids:
@@ -638,8 +638,13 @@ _REPLAY_BATCH = 1 << 16
 FREE_MAP_MIN = 1 << 20
 
 
-def _use_free_map(hwm: int, checkpoint_bytes: int) -> bool:
-    return hwm <= max(checkpoint_bytes, FREE_MAP_MIN)
+def free_map_fits(hwm: int, list_bytes: int) -> bool:
+    """Whether a :class:`FreeMap` of ``hwm`` pages is no larger than a free
+    list of ``list_bytes`` bytes (or at most :data:`FREE_MAP_MIN` pages).
+
+    Runtime complexity: O(1).
+    """
+    return hwm <= max(list_bytes, FREE_MAP_MIN)
 
 
 @contextmanager
