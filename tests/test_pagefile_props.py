@@ -346,3 +346,4 @@ def test_bitmap_matches_a_set(n: int, runs: list[tuple[int, int]]) -> None:
     clear = [p for p in range(n) if p not in model]
     assert list(bits.clear()) == clear
     assert bits.clear_count() == len(clear)
+    assert bits.clear_map() == bytearray(p not in model for p in range(n))

@@ -13,9 +13,11 @@ next to it must not merge with it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from freelist import ArrayFreelist, DoubleFreeError, HashmapFreelist
+from freelist import ArrayFreelist, DoubleFreeError, HashmapFreelist, PageFile
 from freelist._shared import _MAP_MIN, SharedFreelist
 
 from .conftest import FreelistFactory
@@ -226,3 +228,45 @@ def test_a_few_long_runs_keep_a_small_map() -> None:
     assert len(arr._map) > 110_010
     assert not arr._far
     arr._check()
+
+
+@pytest.mark.parametrize("kind", ["array", "hashmap"])
+@pytest.mark.parametrize("fmt", ["bbolt", "log", "none"])
+def test_a_writable_open_hands_over_the_page_map(tmp_path: Path, kind: str, fmt: str) -> None:
+    """Every format's open gives the freelist its page map (the bbolt page's
+    ids, the log's free map, the walk's bitmap), so the first write does not
+    build it from the runs; a read-only open leaves it to whoever needs it."""
+    path = tmp_path / "db"
+    with PageFile.open(path, freelist=kind, page_size=512) as pf:
+        with pf.update() as tx:
+            start = tx.allocate(40)
+            tx.root = start
+        with pf.update() as tx:
+            for p in range(start + 1, start + 40, 3):
+                tx.free(p)
+
+    freed = set(range(start + 1, start + 40, 3))
+    used = [(p, 1) for p in range(start, start + 40) if p not in freed]
+
+    def walk(_pf: PageFile) -> list[tuple[int, int]]:
+        return used
+
+    with (
+        PageFile.open(path, freelist=kind, freelist_format=fmt, reachable=walk) as pf,
+        pf.update(),
+    ):
+        pass  # writes the chosen format
+    reachable = walk if fmt == "none" else None
+    with PageFile.open(path, freelist=kind, freelist_format=fmt, reachable=reachable) as pf:
+        fl = pf.freelist
+        assert isinstance(fl, SharedFreelist)
+        assert not fl._map_stale
+        fl._check()
+        free = set(fl.all_page_ids())
+        assert {p for p in range(len(fl._map)) if fl._map[p]} == free
+    with PageFile.open(
+        path, freelist=kind, freelist_format=fmt, reachable=reachable, readonly=True
+    ) as pf:
+        fl = pf.freelist
+        assert isinstance(fl, SharedFreelist)
+        assert fl._map_stale == (fmt == "bbolt")

@@ -21,6 +21,9 @@ __all__ = ["Bitmap", "check", "mark_reachable"]
 
 _CLEAR = re.compile(rb"[^\xff]")
 
+#: byte b of a bitmap -> the 8 bytes of its pages in a byte map (1: clear).
+_SPREAD = [bytes(1 - (b >> j & 1) for j in range(8)) for b in range(256)]
+
 
 class Bitmap:
     """One bit per page ``0 .. n-1`` (bits past ``n`` read as set)."""
@@ -71,6 +74,17 @@ class Bitmap:
         Runtime complexity: O(n / 8).
         """
         return len(self.bits) * 8 - int.from_bytes(self.bits, "little").bit_count()
+
+    def clear_map(self) -> bytearray:
+        """The clear pages as a byte map: byte ``p`` is 1 iff page ``p`` is
+        clear, for pages ``0 .. n-1`` (eight bytes a bitmap byte, from a
+        table, in C).
+
+        Runtime complexity: O(n).
+        """
+        out = bytearray(b"".join(map(_SPREAD.__getitem__, self.bits)))
+        del out[self.n :]
+        return out
 
     def clear(self) -> Iterator[int]:
         """The clear pages, in order.

@@ -441,13 +441,14 @@ class PageFile:
 
     def _from_walk(
         self, reachable: Reachable, stored: persist.Stored
-    ) -> tuple[list[Run], Iterator[int]]:
-        """The owned runs and free ids (streamed from a bitmap of the walk, one
-        bit per page, not listed) when the stored list is absent or
+    ) -> tuple[list[Run], Iterator[int] | persist.FreeMap]:
+        """The owned runs and free ids when the stored list is absent or
         damaged: every page below the high-water mark that is not a meta, not
         reachable and not the stored freelist's own is free (the repair path;
         a damaged freelist page stays out of use until the next commit frees
-        it)."""
+        it).  The ids come from a bitmap of the walk (one bit per page): as a
+        free map (a byte per page, which becomes the freelist's page map)
+        where :func:`persist.free_map_fits` allows, else streamed."""
         meta = self._state.meta
         used = checking.mark_reachable(self._state.io, lambda: reachable(self), meta.hwm, None)
         claimed = stored.owned
@@ -466,6 +467,8 @@ class PageFile:
                     owned.append((p, 1))
         for s, n in owned:
             used.set(s, n)
+        if persist.free_map_fits(meta.hwm, 8 * used.clear_count()):
+            return owned, persist.FreeMap.of(used.clear_map())
         return owned, used.clear()
 
     # ------------------------------------------------------------------
