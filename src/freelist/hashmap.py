@@ -669,12 +669,21 @@ class HashmapFreelist(SharedFreelist):
                 return
             spill[s] = n
             spill[e] = -n
+        self._index_lone(s, n)
+        if n > _SMALL:
+            self._large.add(e)
+        self._free += n
+        self._nruns += 1
+
+    def _index_lone(self, s: int, n: int) -> None:
+        """Index a new run ``(s, n)`` that touches no other run by its size
+        (first fit: by its start)."""
         front = self._fronts.get(n)
         if front is None:
             self._link_size(s, n)
         else:
             heap = self._heaps.get(n)
-            if s < (front[-1] if front else heap[0] if heap else e):
+            if s < (front[-1] if front else heap[0] if heap else s + n):
                 front.append(s)
             elif heap is None:
                 self._heaps[n] = [s]
@@ -685,10 +694,6 @@ class HashmapFreelist(SharedFreelist):
             live[n] = c
             if len(front) + len(heap or ()) > 2 * c + 16:
                 self._compact(n)
-        if n > _SMALL:
-            self._large.add(e)
-        self._free += n
-        self._nruns += 1
 
     def _any_start(self, lo: int, hi: int) -> bool:
         """Whether a free run starts at a page of ``lo .. hi-1``."""
@@ -998,15 +1003,15 @@ class _FirstFitHashmap(HashmapFreelist):
         self._bmin.insert(b + 1, bs[b + 1][0])
         maxes[b : b + 1] = [self._block_max(b), self._block_max(b + 1)]
 
-    def _insert(self, s: int, size: int) -> None:
-        """Index a new run ``(s, size)`` that touches no other run."""
+    def _insert(self, s: int, n: int) -> None:
+        """Index a new run ``(s, n)`` that touches no other run."""
         bs = self._bs
-        cap = size if size < 255 else 255
+        cap = n if n < 255 else 255
         if not bs:
             bs.append([s])
             self._bl.append(bytearray((cap,)))
             self._bmin.append(s)
-            self._build([size])
+            self._build([n])
             return
         bmin = self._bmin
         b = max(bisect_right(bmin, s) - 1, 0)
@@ -1018,13 +1023,16 @@ class _FirstFitHashmap(HashmapFreelist):
             bmin[b] = s
         if len(blk) > self._hi:
             maxes = self._maxes()
-            maxes[b] = max(maxes[b], size)
+            maxes[b] = max(maxes[b], n)
             self._split(b, maxes)
             self._build(maxes)
-        elif size > self._lv[0][b]:
-            self._raise(b, size)
+        elif n > self._lv[0][b]:
+            self._raise(b, n)
 
     # Storage hooks ------------------------------------------------------------
+
+    # a run given back that touches no other run (see HashmapFreelist._put1)
+    _index_lone = _insert
 
     def _take(self, n: int) -> int:
         if n == 1:
@@ -1094,37 +1102,6 @@ class _FirstFitHashmap(HashmapFreelist):
             a -= n
         self._free -= n
         return a
-
-    def _put1(self, s: int, n: int) -> None:
-        # One run touching no free run: insert it; otherwise the merging _put.
-        e = s + n
-        lim = self._lim
-        if e < lim:
-            tab = self._tab
-            if tab[s] or tab[e]:
-                self._put(((s, n, 0),))
-                return
-            tab[s] = n
-            tab[e] = -n
-        else:
-            # Past the table: _put when the run straddles it, touches a run,
-            # or may make the table grow (see _fit).
-            spill = self._spill
-            if (
-                s < lim
-                or s in spill
-                or e in spill
-                or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at)
-            ):
-                self._put(((s, n, 0),))
-                return
-            spill[s] = n
-            spill[e] = -n
-        self._insert(s, n)
-        if n > _SMALL:
-            self._large.add(e)
-        self._free += n
-        self._nruns += 1
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         tab = self._tab
