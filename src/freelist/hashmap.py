@@ -566,38 +566,13 @@ class HashmapFreelist(SharedFreelist):
                 else:
                     spill[e] = -size  # the run after ends past the table
             else:
-                # Past the table (every run of a sparse file): the table may
-                # grow first (see _fit), then the same merge, entry by entry.
-                c = self._recheck - 1
-                if c <= 0 or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at):
-                    self._fit(e)
-                    tab = self._tab
-                    lim = self._lim
-                else:
-                    self._recheck = c
-                if s < lim:
-                    psz = -tab[s]
-                    if psz:
-                        tab[s] = 0
-                else:
-                    psz = -spill.pop(s, 0)
-                if e < lim:
-                    nsz = tab[e]
-                    if nsz:
-                        tab[e] = 0
-                else:
-                    nsz = spill.pop(e, 0)
+                # Past the table (every run of a sparse file): see _merge_past.
+                psz, nsz = self._merge_past(s, e)
+                tab = self._tab
+                lim = self._lim
                 s -= psz
                 e += nsz
                 size = e - s
-                if s < lim:
-                    tab[s] = size
-                else:
-                    spill[s] = size
-                if e < lim:
-                    tab[e] = -size
-                else:
-                    spill[e] = -size
             # The merged runs leave their sizes' index (stale heap entries are
             # recognised by the table, already updated above).
             if psz:
@@ -674,6 +649,43 @@ class HashmapFreelist(SharedFreelist):
             self._large.add(e)
         self._free += n
         self._nruns += 1
+
+    def _merge_past(self, s: int, e: int) -> tuple[int, int]:
+        """Write the entries of a run ``[s, e)`` given back past the table,
+        merged with the run that ends at ``s`` and the run that starts at
+        ``e``, entry by entry in the table or the spill (the table may grow
+        first, see :meth:`_fit`); the sizes of the two runs merged (0: none).
+        The slow path of both policies' ``_put``."""
+        c = self._recheck - 1
+        if c <= 0 or (e <= 2 * self._lim + _TAB_ROOM and e < self._grow_at):
+            self._fit(e)
+        else:
+            self._recheck = c
+        tab, lim, spill = self._tab, self._lim, self._spill
+        if s < lim:
+            psz = -tab[s]
+            if psz:
+                tab[s] = 0
+        else:
+            psz = -spill.pop(s, 0)
+        if e < lim:
+            nsz = tab[e]
+            if nsz:
+                tab[e] = 0
+        else:
+            nsz = spill.pop(e, 0)
+        f = s - psz
+        g = e + nsz
+        size = g - f
+        if f < lim:
+            tab[f] = size
+        else:
+            spill[f] = size
+        if g < lim:
+            tab[g] = -size
+        else:
+            spill[g] = -size
+        return psz, nsz
 
     def _index_lone(self, s: int, n: int) -> None:
         """Index a new run ``(s, n)`` that touches no other run by its size
@@ -1138,38 +1150,10 @@ class _FirstFitHashmap(HashmapFreelist):
                 else:
                     tab[s] = n
                     tab[e] = -n
-            else:  # (as best fit's _put)
-                c = self._recheck - 1
-                if c <= 0 or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at):
-                    self._fit(e)
-                    tab = self._tab
-                    lim = self._lim
-                else:
-                    self._recheck = c
-                spill = self._spill
-                if s < lim:
-                    psz = -tab[s]
-                    if psz:
-                        tab[s] = 0
-                else:
-                    psz = -spill.pop(s, 0)
-                if e < lim:
-                    nsz = tab[e]
-                    if nsz:
-                        tab[e] = 0
-                else:
-                    nsz = spill.pop(e, 0)
-                f = s - psz
-                g = e + nsz
-                size = g - f
-                if f < lim:
-                    tab[f] = size
-                else:
-                    spill[f] = size
-                if g < lim:
-                    tab[g] = -size
-                else:
-                    spill[g] = -size
+            else:  # past the table (see _merge_past)
+                psz, nsz = self._merge_past(s, e)
+                tab = self._tab
+                lim = self._lim
             if psz:  # grow the run that ends at s
                 runs -= 1
                 if psz > _SMALL:
