@@ -506,18 +506,8 @@ class HashmapFreelist(SharedFreelist):
             else:
                 tab[a + n] = k - n
                 tab[end] = n - k
-        else:  # past the table (every run of a sparse file): entry by entry
-            spill = self._spill
-            if a < lim:
-                tab[a] = 0  # (past it, the loop above popped the start)
-            if k == n:
-                del spill[end]
-            else:
-                if a + n < lim:
-                    tab[a + n] = k - n
-                else:
-                    spill[a + n] = k - n
-                spill[end] = n - k
+        else:  # past the table (every run of a sparse file)
+            self._take_past(a, n, k)
         if k == n:
             self._nruns -= 1
             if k > _SMALL:
@@ -649,6 +639,24 @@ class HashmapFreelist(SharedFreelist):
             self._large.add(e)
         self._free += n
         self._nruns += 1
+
+    def _take_past(self, a: int, n: int, k: int) -> None:
+        """Update the entries of the run ``(a, k)`` that ends past the table
+        when its first ``n`` pages are taken, entry by entry in the table or
+        the spill (its start, if spilled, was popped by the caller).  The
+        slow path of both policies' ``_take``."""
+        tab, lim, spill = self._tab, self._lim, self._spill
+        end = a + k
+        if a < lim:
+            tab[a] = 0
+        if k == n:
+            del spill[end]
+        else:
+            if a + n < lim:
+                tab[a + n] = k - n
+            else:
+                spill[a + n] = k - n
+            spill[end] = n - k
 
     def _merge_past(self, s: int, e: int) -> tuple[int, int]:
         """Write the entries of a run ``[s, e)`` given back past the table,
@@ -1086,17 +1094,7 @@ class _FirstFitHashmap(HashmapFreelist):
                 tab[a + n] = k - n
                 tab[end] = n - k
         else:
-            spill = self._spill
-            if a < lim:
-                tab[a] = 0  # (past it, popped above)
-            if k == n:
-                del spill[end]
-            else:
-                if a + n < lim:
-                    tab[a + n] = k - n
-                else:
-                    spill[a + n] = k - n
-                spill[end] = n - k
+            self._take_past(a, n, k)
         if k == n:
             self._nruns -= 1
             self._remove(b, j)
