@@ -83,8 +83,8 @@ __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
 Policy = Literal["best-fit", "bbolt", "first-fit"]
 POLICIES: tuple[Policy, ...] = ("best-fit", "bbolt", "first-fit")
 
-# Runs of at most this many pages are found by probing `forward`; longer runs
-# are indexed by their end in `_large`.
+# Runs of at most this many pages are found by probing the run starts (table or
+# spill); longer runs are indexed by their end in `_large`.
 _SMALL = 4
 
 # The run table covers page ids below max(_TAB_MIN, _TAB_PER_RUN * (free +
