@@ -489,7 +489,12 @@ def test_runs_come_whole_across_chunks(pages: set[int], chunk: int, hwm: int) ->
     """Runs that cross a chunk's end (of the free map's pages, or of the
     ids) come out whole, once, in order, from both groupings."""
     pages = {p for p in pages if p < hwm}
-    want = [(s, n) for s, n in runs_of(sorted(pages))]
+    want: list[tuple[int, int]] = []  # grouped page by page
+    for p in sorted(pages):
+        if want and sum(want[-1]) == p:
+            want[-1] = (want[-1][0], want[-1][1] + 1)
+        else:
+            want.append((p, 1))
     saved = (persist.RUN_CHUNK, _shared.RUN_CHUNK)
     persist.RUN_CHUNK = _shared.RUN_CHUNK = chunk
     try:

@@ -148,28 +148,15 @@ def runs_of(ids: Iterable[int]) -> list[tuple[int, int]]:
 
     Runtime complexity: O(F).
     """
-    return list(iter_runs(ids))
-
-
-def iter_runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:
-    """:func:`runs_of`, one run at a time (no list of them is kept).
-
-    Runtime complexity: O(F).
-    """
-    start = prev = -2
-    for x in ids:
-        if x != prev + 1:
-            if prev >= 0:
-                yield start, prev - start + 1
-            start = x
-        prev = x
-    if prev >= 0:
-        yield start, prev - start + 1
+    return [run for starts, lens in run_chunks(ids) for run in zip(starts, lens, strict=True)]
 
 
 #: Ids (or pages of a free map) grouped into runs per chunk: a chunk's lists
 #: are short-lived, so a build from runs holds no list of every run.
 RUN_CHUNK = 1 << 13
+
+#: Runs in chunks: pairs of lists, the runs' starts and their lengths.
+RunChunks = Iterable[tuple[list[int], list[int]]]
 
 
 def run_chunks(ids: Iterable[int]) -> Iterator[tuple[list[int], list[int]]]:
@@ -358,7 +345,7 @@ class SharedFreelist:
     def _init_verified(
         self,
         ids: Iterable[int],
-        runs: Callable[[], Iterable[tuple[list[int], list[int]]]],
+        runs: Callable[[], RunChunks],
         page_map: bytearray | None = None,
     ) -> None:
         """:meth:`init` from ids a reader has verified already (ints, sorted,
@@ -376,7 +363,7 @@ class SharedFreelist:
     def _init_from(
         self,
         ids: Iterable[int],
-        runs: Callable[[], Iterable[tuple[list[int], list[int]]]],  # noqa: ARG002 - the hashmap's
+        runs: Callable[[], RunChunks],  # noqa: ARG002 - the hashmap's
     ) -> None:
         # The storage from verified ids (the hashmap builds from the runs).
         self._init_storage(ids)

@@ -74,7 +74,7 @@ from typing import Literal
 
 from sortedcontainers import SortedList
 
-from ._shared import _MAP_PER_RUN, MAX_ID, SharedFreelist, run_chunks
+from ._shared import _MAP_PER_RUN, MAX_ID, RunChunks, SharedFreelist, run_chunks
 from .errors import InvalidArgumentError
 
 __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
@@ -101,9 +101,6 @@ _TAB_RECHECK = 1024
 #: -n for n in 0 .. 256: an end's table entry shares one int object per size
 #: (CPython caches only -5 .. 256).
 _NEG = [-n for n in range(257)]
-
-#: A chunk of runs: their starts and lengths, two lists (see _init_runs).
-Chunks = Iterable[tuple[list[int], list[int]]]
 
 
 def _negs(lens: list[int]) -> Iterable[int]:
@@ -247,12 +244,12 @@ class HashmapFreelist(SharedFreelist):
     def _init_from(
         self,
         ids: Iterable[int],  # noqa: ARG002 - the array's
-        runs: Callable[[], Iterable[tuple[list[int], list[int]]]],
+        runs: Callable[[], RunChunks],
     ) -> None:
         # Built from runs: no pass over every id where the source has runs.
         self._init_runs(runs())
 
-    def _init_runs(self, chunks: Chunks) -> None:
+    def _init_runs(self, chunks: RunChunks) -> None:
         """Replace the free set with the runs of ``chunks``: sorted, disjoint,
         maximal runs as ``(starts, lengths)`` list pairs, a chunk at a time.
         Loops in C: the table filled through maps of its ``__setitem__``, and
@@ -269,7 +266,7 @@ class HashmapFreelist(SharedFreelist):
         self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
         self._sizes = sorted(fronts)
 
-    def _init_table(self, chunks: Chunks) -> Iterator[tuple[list[int], list[int]]]:
+    def _init_table(self, chunks: RunChunks) -> Iterator[tuple[list[int], list[int]]]:
         """Build the run table, its spill, the long-run index and the free
         count from ``chunks`` (see :meth:`_init_runs`), passing each chunk on
         to the caller's index; done when the caller has taken every chunk.
@@ -901,7 +898,7 @@ class _FirstFitHashmap(HashmapFreelist):
     _hi: int
     _lo: int
 
-    def _init_runs(self, chunks: Chunks) -> None:
+    def _init_runs(self, chunks: RunChunks) -> None:
         # The run table, its spill and the long-run index as best fit's.
         starts: list[int] = []
         caps = bytearray()
