@@ -235,20 +235,27 @@ def dump(path: str | os.PathLike[str]) -> dict[str, Any]:
     return out
 
 
-def replay(trace_path: str | os.PathLike[str], freelist: str = "array") -> dict[str, Any]:
+def replay(
+    trace_path: str | os.PathLike[str], freelist: str = "array", *, validate: bool = False
+) -> dict[str, Any]:
     """Replay a trace (this library's format) on bbolt's own ``"array"`` or ``"hashmap"`` freelist.
 
     Keys: ``final_hwm``, ``free_count``, ``free_sha256`` (as
     :func:`freelist.replay.free_sha256`), ``grown``, ``pending``, ``ops`` and
     ``wall_ns`` (one clock read around the whole loop; parsing is outside).
     bbolt 1.3.6's hashmap picks among larger runs in Go's map order, which is
-    random: its results vary from run to run.
+    random: its results vary from run to run.  With ``validate`` every step is
+    checked against a model of the free pages (each allocation's pages free,
+    the file grown only when no run fits, the final free set the model's);
+    ``wall_ns`` then includes the checks.
 
-    :raises GoHelperError: the trace is malformed or bbolt panicked on it.
+    :raises GoHelperError: the trace is malformed, bbolt panicked on it, or
+        (``validate``) a step broke the model; the message says which.
 
     Runtime complexity: O(trace) to parse plus bbolt's replay.
     """
-    return _run("replay", "-trace", os.fspath(trace_path), "-freelist", freelist)
+    args = ["replay", "-trace", os.fspath(trace_path), "-freelist", freelist]
+    return _run(*args, *(["-validate"] if validate else []))
 
 
 def compact(

@@ -6,7 +6,7 @@
 //	                    [-size small|medium|large] [-target-bytes N] [-free-fraction F]
 //	bbolthelper dump    -path P
 //	bbolthelper compact -src P -dst Q [-tx-max-size N] [-page-size N] [-no-sync]
-//	bbolthelper replay  -trace T [-freelist array|hashmap]
+//	bbolthelper replay  -trace T [-freelist array|hashmap] [-validate]
 //
 // Every subcommand prints one JSON object on stdout; errors go to stderr with exit status 1,
 // except that dump reports a file bbolt refuses as {"open_error": "..."} (exit status 0).
@@ -492,6 +492,7 @@ func cmdReplay(args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ExitOnError)
 	path := fs.String("trace", "", "trace file in the freelist project's format")
 	freelist := fs.String("freelist", "array", "array or hashmap")
+	validate := fs.Bool("validate", false, "check every step against a model of the free pages (slower; wall_ns then includes the checks)")
 	_ = fs.Parse(args)
 	if *freelist != "array" && *freelist != "hashmap" {
 		return fmt.Errorf("replay: -freelist %q: want array or hashmap", *freelist)
@@ -500,7 +501,11 @@ func cmdReplay(args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := bolt.InteropReplay(hwm, free, ops, *freelist == "hashmap")
+	run := bolt.InteropReplay
+	if *validate {
+		run = bolt.InteropValidate
+	}
+	res, err := run(hwm, free, ops, *freelist == "hashmap")
 	if err != nil {
 		return fmt.Errorf("%s: %v", *path, err)
 	}

@@ -6,6 +6,7 @@ package bbolt
 
 import (
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -30,6 +31,81 @@ type InteropReplayResult struct {
 // none; 'F k' frees allocation k; 'D s n' frees the run [s, s+n); 'C' releases every
 // pending page and increments the txid. The wall time is read once around the loop.
 func InteropReplay(hwm uint64, freeIDs []uint64, ops []InteropOp, hashmap bool) (res InteropReplayResult, err error) {
+	return interopReplay(hwm, freeIDs, ops, hashmap, nil)
+}
+
+// InteropValidate replays ops as InteropReplay does and checks every step against a model
+// of the free pages: each allocation is of pages free at that moment, an allocation fails
+// only when no run of n free pages exists, and the final free set is the model's.
+func InteropValidate(hwm uint64, freeIDs []uint64, ops []InteropOp, hashmap bool) (res InteropReplayResult, err error) {
+	m := &model{free: make(map[pgid]bool, len(freeIDs))}
+	for _, id := range freeIDs {
+		m.free[pgid(id)] = true
+	}
+	res, err = interopReplay(hwm, freeIDs, ops, hashmap, m)
+	if err != nil || m.err != nil {
+		if err == nil {
+			err = m.err
+		}
+		return res, err
+	}
+	if len(res.FreeIDs) != len(m.free) {
+		return res, fmt.Errorf("final free set: bbolt holds %d pages, the model %d", len(res.FreeIDs), len(m.free))
+	}
+	for _, id := range res.FreeIDs {
+		if !m.free[pgid(id)] {
+			return res, fmt.Errorf("final free set: page %d is free in bbolt, not in the model", id)
+		}
+	}
+	return res, nil
+}
+
+type model struct {
+	free    map[pgid]bool
+	pending []pgid
+	err     error
+}
+
+func (m *model) hasRun(n int) bool {
+	ids := make([]pgid, 0, len(m.free))
+	for id := range m.free {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	run := 0
+	for i, id := range ids {
+		if i > 0 && id == ids[i-1]+1 {
+			run++
+		} else {
+			run = 1
+		}
+		if run >= n {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *model) allocated(op int, s pgid, n int) {
+	if m.err != nil {
+		return
+	}
+	if s == 0 {
+		if m.hasRun(n) {
+			m.err = fmt.Errorf("operation #%d: A %d grew the file though a run of %d free pages exists", op, n, n)
+		}
+		return
+	}
+	for i := pgid(0); i < pgid(n); i++ {
+		if !m.free[s+i] {
+			m.err = fmt.Errorf("operation #%d: A %d returned %d, but page %d is not free", op, n, s, s+i)
+			return
+		}
+		delete(m.free, s+i)
+	}
+}
+
+func interopReplay(hwm uint64, freeIDs []uint64, ops []InteropOp, hashmap bool, m *model) (res InteropReplayResult, err error) {
 	typ := FreelistArrayType
 	if hashmap {
 		typ = FreelistMapType
@@ -59,6 +135,9 @@ func InteropReplay(hwm uint64, freeIDs []uint64, ops []InteropOp, hashmap bool) 
 		case 'A':
 			n := int(op.A)
 			s := f.allocate(tx, n)
+			if m != nil {
+				m.allocated(i, s, n)
+			}
 			if s == 0 {
 				s = high
 				high += pgid(n)
@@ -70,13 +149,29 @@ func InteropReplay(hwm uint64, freeIDs []uint64, ops []InteropOp, hashmap bool) 
 			pg.id = starts[op.A]
 			pg.overflow = sizes[op.A] - 1
 			f.free(tx, &pg)
+			if m != nil {
+				for j := pgid(0); j <= pgid(pg.overflow); j++ {
+					m.pending = append(m.pending, pg.id+j)
+				}
+			}
 		case 'D':
 			pg.id = pgid(op.A)
 			pg.overflow = uint32(op.B - 1)
 			f.free(tx, &pg)
+			if m != nil {
+				for j := pgid(0); j <= pgid(pg.overflow); j++ {
+					m.pending = append(m.pending, pg.id+j)
+				}
+			}
 		default:
 			f.release(tx)
 			tx++
+			if m != nil {
+				for _, id := range m.pending {
+					m.free[id] = true
+				}
+				m.pending = m.pending[:0]
+			}
 		}
 	}
 	wall := time.Since(begin).Nanoseconds()
