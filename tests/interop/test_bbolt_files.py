@@ -143,3 +143,24 @@ def test_pagefile_commits_leave_a_bbolt_file_intact(
     churned = bbolt.dump(path, churn=10)["churn"]
     assert churned["check_errors"] == []
     assert churned["hash"] == before["hash"]
+
+
+def test_a_freelist_of_more_than_0xffff_ids_both_ways(bbolt: ModuleType, tmp_path: Path) -> None:
+    """Past 0xFFFF ids a freelist page's header count is 0xFFFF and the first u64
+    holds the real count: bbolt's page read by PageFile, PageFile's read by bbolt."""
+    path = tmp_path / "bloated.db"
+    bbolt.make(path, page_size=1024, size="large", target_bytes=96 << 20, free_fraction=0.9)
+    theirs = bbolt.dump(path)
+    assert theirs["free"] > 0xFFFF
+    with PageFile.open(path, freelist="hashmap") as pf:
+        assert pf.stats().free == theirs["free"]
+        for _ in range(3):
+            with pf.update() as tx:
+                start = tx.allocate(3)
+                tx.write(start, b"x" * 3 * 1024)
+                tx.free(start, 3)
+        st = pf.stats()
+    after = bbolt.dump(path)
+    assert after["check_errors"] == []
+    assert after["hash"] == theirs["hash"]
+    assert after["free"] == st.free + st.pending > 0xFFFF
