@@ -70,6 +70,14 @@ def test_library_reads_bbolt_files_as_bbolt_does(
     assert info["meta"]["hwm"] == theirs["hwm"]
     assert info["freelist_synced"] is theirs["freelist_synced"]
     assert info["page_types"]["free"] == theirs["free"]
+    tree = theirs["tree"]  # bbolt's Stats of the root bucket, every bucket under it
+    assert (info["page_types"]["branch"], info["page_types"]["leaf"]) == (
+        tree["branch"],
+        tree["leaf"],
+    )
+    overflow = tree["branch_overflow"] + tree["leaf_overflow"]
+    synced = 1 if theirs["freelist_synced"] else 0
+    assert info["compacted"]["pages"] == 2 + tree["branch"] + tree["leaf"] + overflow + synced
 
     args = ["compare", "--from", str(made), "--txs", "30", "--json"]
     assert main([*args, "--freelists", "array,hashmap"]) == 0

@@ -52,6 +52,10 @@ def assert_bbolt_agrees(
     assert got["txid"] == stats.txid
     assert got["page_size"] == stats.page_size
     assert (got["free"], got["pending"]) == (stats.free + stats.pending, 0)
+    with PageFile.open(path, readonly=True, reachable=bbolt_walk.reachable) as pf:
+        types = bbolt_walk.page_types(pf)
+    assert (types["branch"], types["leaf"]) == (got["tree"]["branch"], got["tree"]["leaf"])
+    assert got["tree"]["inline_buckets"] + got["tree"]["leaf"] > 1
     # bbolt goes on writing to the file, in its freelist mode, and still finds it sound.
     churned = bbolt.dump(path, churn=12)["churn"]
     assert churned["check_errors"] == []

@@ -90,7 +90,7 @@ class TreeWriter:
                         self.rng.randbytes(4) if tiny else self._value()
                     )
                 b.subs[b"s%05d" % self.named] = new
-            elif r < 0.35 and len(path) > 1:
+            elif r < 0.35 and (len(path) > 2 or len(self.root.subs) > 3):
                 parent = path[-2]
                 name = next(k for k, v in parent.subs.items() if v is b)
                 self._drop(parent.subs.pop(name))

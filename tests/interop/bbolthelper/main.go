@@ -315,6 +315,17 @@ type dumpOut struct {
 	Buckets        int      `json:"buckets"`
 	Keys           int      `json:"keys"`
 	FileSize       int64    `json:"file_size"`
+	Tree           treeOut  `json:"tree"`
+}
+
+// treeOut is the root bucket's Stats: page objects of the tree (overflow pages apart).
+type treeOut struct {
+	Branch         int `json:"branch"`
+	BranchOverflow int `json:"branch_overflow"`
+	Leaf           int `json:"leaf"`
+	LeafOverflow   int `json:"leaf_overflow"`
+	InlineBuckets  int `json:"inline_buckets"`
+	Depth          int `json:"depth"`
 }
 
 func writeField(h hash.Hash, b []byte) {
@@ -363,6 +374,8 @@ func inspect(db *bolt.DB, out *dumpOut) error {
 			out.CheckErrors = append(out.CheckErrors, e.Error())
 		}
 		out.FreelistPage, out.FreelistSynced, out.HWM, out.Txid = bolt.InteropMeta(tx)
+		rs := bolt.InteropRootStats(tx)
+		out.Tree = treeOut{rs.BranchPageN, rs.BranchOverflowN, rs.LeafPageN, rs.LeafOverflowN, rs.InlineBucketN, rs.Depth}
 		h := sha256.New()
 		err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			out.Buckets++
