@@ -32,9 +32,9 @@ MODE_IDS = ["synced-array", "nosync-map"]
 
 
 @pytest.fixture
-def made(bbolt: ModuleType, tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+def made(bbolt: ModuleType, scratch: Path, request: pytest.FixtureRequest) -> Path:
     page_size, (nosync, kind) = request.param
-    path = tmp_path / f"bbolt-{page_size}-{'nosync' if nosync else 'synced'}.db"
+    path = scratch / f"bbolt-{page_size}-{'nosync' if nosync else 'synced'}.db"
     bbolt.make(path, page_size=page_size, seed=page_size, nosync=nosync, freelist=kind)
     return path
 
@@ -88,10 +88,10 @@ def test_library_reads_bbolt_files_as_bbolt_does(
 
 @pytest.mark.parametrize("made", CASES[::3], ids=CASE_IDS[::3], indirect=True)
 def test_a_trace_drawn_from_a_bbolt_file_gives_bbolts_results(
-    bbolt: ModuleType, made: Path, tmp_path: Path
+    bbolt: ModuleType, made: Path, scratch: Path
 ) -> None:
     trace = trace_from_file(str(made), "mixed", 60, seed=3)
-    path = tmp_path / "from-file.trace"
+    path = scratch / "from-file.trace"
     trace.save(path)
     ours = replay(trace, "array")
     theirs = bbolt.replay(path, "array")
@@ -114,10 +114,10 @@ WRITE_IDS = [
 @pytest.mark.parametrize("case", WRITE_CASES, ids=WRITE_IDS)
 @pytest.mark.parametrize("spec", ["hashmap", "array"])
 def test_pagefile_commits_leave_a_bbolt_file_intact(
-    bbolt: ModuleType, tmp_path: Path, case: tuple[int, bool, str, bool], spec: str
+    bbolt: ModuleType, scratch: Path, case: tuple[int, bool, str, bool], spec: str
 ) -> None:
     page_size, nosync, kind, shrink = case
-    path = tmp_path / "theirs.db"
+    path = scratch / "theirs.db"
     bbolt.make(path, page_size=page_size, seed=7, nosync=nosync, freelist=kind)
     before = bbolt.dump(path)
     rng = random.Random(page_size)
@@ -153,10 +153,10 @@ def test_pagefile_commits_leave_a_bbolt_file_intact(
     assert churned["hash"] == before["hash"]
 
 
-def test_a_freelist_of_more_than_0xffff_ids_both_ways(bbolt: ModuleType, tmp_path: Path) -> None:
+def test_a_freelist_of_more_than_0xffff_ids_both_ways(bbolt: ModuleType, scratch: Path) -> None:
     """Past 0xFFFF ids a freelist page's header count is 0xFFFF and the first u64
     holds the real count: bbolt's page read by PageFile, PageFile's read by bbolt."""
-    path = tmp_path / "bloated.db"
+    path = scratch / "bloated.db"
     bbolt.make(path, page_size=1024, size="large", target_bytes=96 << 20, free_fraction=0.9)
     theirs = bbolt.dump(path)
     assert theirs["free"] > 0xFFFF
@@ -176,11 +176,11 @@ def test_a_freelist_of_more_than_0xffff_ids_both_ways(bbolt: ModuleType, tmp_pat
 
 @pytest.mark.parametrize("nosync", [False, True], ids=["synced-to-none", "nosync-to-bbolt"])
 def test_pagefile_converts_a_bbolt_file_between_freelist_modes(
-    bbolt: ModuleType, tmp_path: Path, nosync: bool
+    bbolt: ModuleType, scratch: Path, nosync: bool
 ) -> None:
     """A commit writes the format PageFile was opened with: a synced bbolt file
     becomes NoFreelistSync and the other way round, and bbolt reads it so."""
-    path = tmp_path / "theirs.db"
+    path = scratch / "theirs.db"
     bbolt.make(path, page_size=4096, seed=3, nosync=nosync)
     before = bbolt.dump(path)
     fmt = "bbolt" if nosync else "none"

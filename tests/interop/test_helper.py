@@ -25,9 +25,9 @@ def test_bbolt_array_gives_the_recorded_fidelity_results(bbolt: ModuleType, name
 
 @pytest.mark.parametrize("nosync", [False, True])
 def test_make_then_dump_is_clean_and_repeatable(
-    bbolt: ModuleType, tmp_path: Path, nosync: bool
+    bbolt: ModuleType, scratch: Path, nosync: bool
 ) -> None:
-    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    a, b = scratch / "a.db", scratch / "b.db"
     bbolt.make(a, page_size=1024, seed=3, nosync=nosync)
     bbolt.make(b, page_size=1024, seed=3, nosync=nosync)
     before = a.read_bytes()
@@ -42,15 +42,15 @@ def test_make_then_dump_is_clean_and_repeatable(
     assert a.read_bytes() == before  # dump (a read-only open) changes nothing
 
 
-def test_dump_names_bbolts_refusal(bbolt: ModuleType, tmp_path: Path) -> None:
-    junk = tmp_path / "junk.db"
+def test_dump_names_bbolts_refusal(bbolt: ModuleType, scratch: Path) -> None:
+    junk = scratch / "junk.db"
     junk.write_bytes(b"\x01" * 8192)
     with pytest.raises(bbolt.BboltOpenError, match="invalid database"):
         bbolt.dump(junk)
 
 
-def test_bloated_file_is_mostly_free_and_compacts(bbolt: ModuleType, tmp_path: Path) -> None:
-    src, dst = tmp_path / "big.db", tmp_path / "small.db"
+def test_bloated_file_is_mostly_free_and_compacts(bbolt: ModuleType, scratch: Path) -> None:
+    src, dst = scratch / "big.db", scratch / "small.db"
     bbolt.make(src, size="large", target_bytes=8 << 20, free_fraction=0.9, seed=1)
     d = bbolt.dump(src)
     assert d["check_errors"] == []

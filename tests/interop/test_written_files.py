@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from freelist import PageFile, PageFileStats, registry
 from freelist import bbolt as bbolt_walk
+from tests.interop.conftest import scratch_root
 from tests.interop.treewriter import TreeWriter
 
 pytestmark = pytest.mark.interop
@@ -70,9 +71,9 @@ def assert_bbolt_agrees(
 @pytest.mark.parametrize("fmt", ["bbolt", "none"])
 @pytest.mark.parametrize("spec", registry.builtin_specs())
 def test_bbolt_reads_every_freelist_and_format(
-    bbolt: ModuleType, tmp_path: Path, spec: str, fmt: str, shrink: bool
+    bbolt: ModuleType, scratch: Path, spec: str, fmt: str, shrink: bool
 ) -> None:
-    path = tmp_path / "ours.db"
+    path = scratch / "ours.db"
     writer, stats = write_tree(path, spec=spec, fmt=fmt, shrink=shrink, page_size=4096, seed=11)
     assert stats.free + stats.pending > 0  # the commits freed pages
     assert_bbolt_agrees(bbolt, path, writer, stats, fmt)
@@ -81,9 +82,9 @@ def test_bbolt_reads_every_freelist_and_format(
 @pytest.mark.parametrize("fmt", ["bbolt", "none"])
 @pytest.mark.parametrize("page_size", [512, 1024, 8192, 16384, 65536])
 def test_bbolt_reads_our_files_at_every_page_size(
-    bbolt: ModuleType, tmp_path: Path, page_size: int, fmt: str
+    bbolt: ModuleType, scratch: Path, page_size: int, fmt: str
 ) -> None:
-    path = tmp_path / "ours.db"
+    path = scratch / "ours.db"
     writer, stats = write_tree(
         path, spec="hashmap", fmt=fmt, shrink=True, page_size=page_size, seed=page_size
     )
@@ -92,9 +93,9 @@ def test_bbolt_reads_our_files_at_every_page_size(
 
 @pytest.mark.parametrize("page_size", [512, 4096, 65536])
 def test_bbolt_refuses_a_log_file_and_leaves_it_alone(
-    bbolt: ModuleType, tmp_path: Path, page_size: int
+    bbolt: ModuleType, scratch: Path, page_size: int
 ) -> None:
-    path = tmp_path / "log.db"
+    path = scratch / "log.db"
     write_tree(path, spec="hashmap", fmt="log", shrink=True, page_size=page_size, seed=5)
     before = path.read_bytes()
     for writable in (False, True):
@@ -137,7 +138,7 @@ def test_bbolt_reads_random_histories(
     """Random tree histories, with a reader held open across ``hold`` commits now and
     then (its snapshot keeps freed pages pending, and they are written as such)."""
     writer = TreeWriter(page_size, seed)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=scratch_root()) as tmp:
         path = Path(tmp, "ours.db")
         with PageFile.open(
             path, freelist=spec, freelist_format=fmt, shrink=shrink, page_size=page_size
