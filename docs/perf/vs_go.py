@@ -139,8 +139,8 @@ def main() -> None:
             }
             want = cell["go array"][0]
             for label in ("py array", "py first-fit"):
-                for r in cell[label]:
-                    if (r["final_hwm"], r["free_sha256"]) != (
+                for run in cell[label]:
+                    if (run["final_hwm"], run["free_sha256"]) != (
                         want["final_hwm"],
                         want["free_sha256"],
                     ):
