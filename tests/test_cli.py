@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def test_compare_without_the_array_measures_against_the_first(
     args = ["compare", "--free-pages", "600", "--txs", "20", "--freelists", "hashmap:first-fit"]
     assert main([*args, "--freelists", "hashmap,hashmap:first-fit", "--policy", "bbolt"]) == 0
     out = capsys.readouterr().out
-    assert "against hashmap:bbolt" in " ".join(out.split())
+    assert "speed-up: hashmap:bbolt's time / this time" in out
     assert "hashmap:first-fit" in out
     assert "free tail" in out
 
@@ -314,3 +315,145 @@ def test_import_path_specs_resolve_from_the_current_directory(
     out = json.loads(capsys.readouterr().out)
     assert out["type"] == "myfl_here:Mine"
     assert out["free_count"] == 2
+
+
+# --- conventions: exit codes, several files, JSON, progress, pipes, cut lists -------
+
+
+def _damaged_tree(tmp_path: Path) -> Path:
+    """A bbolt file whose root page is overwritten with zeros: its tree is damaged."""
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    with PageFile.open(path, readonly=True) as pf:
+        root, size = pf.meta.root, pf.stats().page_size
+    data = bytearray(path.read_bytes())
+    data[root * size : (root + 1) * size] = bytes(size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_check_exits_1_for_damage_2_for_errors_and_takes_several_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    sound = _bbolt_file(tmp_path, "synced-hashmap-nested.db")
+    damaged = _damaged_tree(tmp_path)
+    assert main(["check", str(sound), str(sound)]) == 0
+    assert capsys.readouterr().out.count("ok (with bbolt's tree walk)") == 2
+    assert main(["check", "--walk", "bbolt", str(sound), str(damaged)]) == 1
+    out = capsys.readouterr().out
+    assert f"{sound}: ok" in out
+    assert f"{damaged}: " in out.replace(f"{sound}: ok", "")
+    # A file that cannot be checked (missing) is an error, 2, whatever the others show.
+    assert main(["check", str(damaged), str(tmp_path / "missing.db")]) == 2
+    captured = capsys.readouterr()
+    assert "missing.db: no such file" in captured.err
+    with pytest.raises(SystemExit) as usage:
+        main(["check"])  # no file: a usage error
+    assert usage.value.code == 2
+
+
+def test_check_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sound = _bbolt_file(tmp_path, "nosync-nested.db")
+    damaged = _damaged_tree(tmp_path)
+    assert main(["check", "--json", "--walk", "bbolt", str(sound), str(damaged)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False
+    first, second = data["files"]
+    assert first == {"file": str(sound), "ok": True, "walk": "bbolt", "problems": [], "error": None}
+    assert second["ok"] is False
+    assert second["problems"]
+    assert second["error"] is None
+    assert main(["check", "--json", str(tmp_path / "none.db")]) == 2
+    (only,) = json.loads(capsys.readouterr().out)["files"]
+    assert "no such file" in only["error"]
+
+
+def test_no_progress_silences_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from freelist import filetools
+
+    for mod in ("rich", "rich.console", "rich.progress", "rich.table"):
+        monkeypatch.setitem(sys.modules, mod, None)  # plain lines, shown on any stderr
+    monkeypatch.setattr(filetools, "PROGRESS_DELAY", -1.0)
+    path = _bbolt_file(tmp_path, "nosync-hashmap.db")
+    assert main(["check", str(path)]) == 0
+    assert "walking the tree" in capsys.readouterr().err  # progress by default
+    for argv in (
+        ["check", str(path), "--no-progress"],
+        ["inspect", str(path), "--no-progress"],
+        ["compare", "--free-pages", "300", "--txs", "5", "--no-progress"],
+        ["compare", "--from", str(path), "--txs", "5", "--no-progress"],
+    ):
+        assert main(argv) == 0
+        assert capsys.readouterr().err == "", argv
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``freelist compare --json | head -1``: the reader goes away first."""
+    argv = ["compare", "--free-pages", "300", "--txs", "9", "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "freelist", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # nobody reads: the first write meets a closed pipe
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert err == b""
+    assert proc.returncode == 141
+
+
+def test_the_run_sizes_line_says_it_was_cut(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+    with PageFile.open(path) as pf:
+        with pf.update() as tx:
+            runs = []
+            for k in range(1, 26):
+                runs.append(tx.allocate(k))
+                tx.allocate(1)  # a page in use between two runs
+        with pf.update() as tx:
+            for k, start in enumerate(runs, 1):
+                tx.free(start, k)
+        with pf.update() as tx:
+            tx.allocate(1)  # a commit after the frees releases them
+    assert main(["inspect", str(path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "run sizes" in x)
+    assert "and 5 longer sizes (--json lists them all)" in line
+    assert main(["inspect", str(path), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["span_sizes"]) == 25
+
+
+def test_compare_progress_moves_inside_a_replay() -> None:
+    """``step(commits, total)`` follows each replay commit by commit."""
+    from freelist import cli, registry
+
+    args = cli._build_parser().parse_args(["compare", "--free-pages", "400", "--txs", "30"])
+    seen: list[tuple[int, int]] = []
+    specs = [registry.resolve(s) for s in ("array", "hashmap")]
+    rows = cli._compare_rows(args, specs, lambda _m: None, lambda d, t: seen.append((d, t)))
+    assert seen == [(d, 30) for d in range(1, 31)] * 2
+    res = rows[0]["results"]
+    assert res["array"]["type"] == "array"  # the reporting wrapper leaves no trace
+    assert res["array"]["free_sha256"] == cli.replay(cli.generate("seed", 400, 30, 1)).free_sha256
+
+
+def test_help_shows_the_lock_timeout_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("check", "inspect", "compare"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--timeout SECONDS" in text
+        assert "(default 5.0;" in text
+        assert "--no-progress" in text
+
+
+def test_the_table_footer_explains_every_column(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--free-pages", "300", "--txs", "5"]) == 0
+    out = capsys.readouterr().out
+    for column in ("time:", "speed-up:", "us/op: microseconds per operation", "grown:"):
+        assert column in out
+    assert "spans: free runs at the end; largest span:" in out
+    assert "free tail:" in out

@@ -27,12 +27,26 @@ from typing import Any
 
 from . import bbolt, filemap
 from ._shared import runs_of
-from .errors import InvalidArgumentError, ReachabilityError
+from .errors import (
+    CorruptPageError,
+    FileFormatError,
+    FreelistError,
+    InvalidArgumentError,
+    ReachabilityError,
+)
 from .filemap import MAX_CELLS, PageMap
 from .layout import BRANCH_PAGE, LEAF_PAGE, NO_FREELIST, Meta, PageHeader
 from .pagefile import PageFile, Reachable
 
-__all__ = ["FileScan", "add_commands", "open_for_tools", "scan_file"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "FileScan",
+    "add_commands",
+    "add_file_options",
+    "add_progress_option",
+    "open_for_tools",
+    "scan_file",
+]
 
 #: The ways to find the pages in use (``--walk``).
 WALKS = ("auto", "bbolt", "none")
@@ -40,7 +54,53 @@ WALKS = ("auto", "bbolt", "none")
 #: Seconds a pass runs before its progress bar appears.
 PROGRESS_DELAY = 0.5
 
+#: Seconds a command waits for a file's lock by default (``--timeout``).
+DEFAULT_TIMEOUT = 5.0
+
+#: Sizes of the "run sizes" line of ``inspect`` (``--json`` lists them all).
+RUN_SIZES_SHOWN = 20
+
 Advance = Callable[[int], None]
+
+
+def add_progress_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--no-progress`` to a subcommand that shows progress on stderr.
+
+    Runtime complexity: O(1).
+    """
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="show no progress on stderr (by default a pass that lasts more than half a "
+        "second shows a bar, or plain lines without the cli extra)",
+    )
+
+
+def add_file_options(p: argparse.ArgumentParser) -> None:
+    """Add the options of a subcommand that opens a file read-only: ``--timeout``
+    for the shared lock and ``--no-lock`` for a snapshot without it.
+
+    Runtime complexity: O(1).
+    """
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds to wait for the file's shared lock (default %(default)s; 0: do not "
+        "wait, inf: wait for ever); a bbolt writer such as etcd holds an exclusive lock "
+        "for as long as it runs",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +112,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     Runtime complexity: O(1).
     """
     for name, func, text in (
-        ("check", _cmd_check, "check a page file or bbolt database; exit 1 if it has problems"),
+        (
+            "check",
+            _cmd_check,
+            "check page files or bbolt databases: exit 0 when every file is sound, 1 when "
+            "a file has problems (damage included), 2 on an error (a file that cannot be "
+            "opened: missing, locked, unreadable; bad options)",
+        ),
         (
             "inspect",
             _cmd_inspect,
@@ -61,7 +127,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         ),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("file", metavar="FILE", help="a page file or a bbolt database")
+        if name == "check":
+            p.add_argument("files", nargs="+", metavar="FILE", help="page files or bbolt databases")
+        else:
+            p.add_argument("file", metavar="FILE", help="a page file or a bbolt database")
         p.add_argument(
             "--walk",
             choices=WALKS,
@@ -76,9 +145,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             help="freelist to load the file into: array, hashmap[:POLICY] or "
             "package.module:Name (default hashmap)",
         )
-        p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the lock")
+        add_file_options(p)
+        add_progress_option(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
         if name == "inspect":
-            p.add_argument("--json", action="store_true", help="print JSON")
             p.add_argument(
                 "--plot",
                 metavar="FILE",
@@ -96,8 +166,9 @@ class _Progress:
     :data:`PROGRESS_DELAY` seconds: a rich bar, or a plain line every few
     seconds without rich.  Silent for short passes."""
 
-    def __init__(self, what: str, total: int = 0) -> None:
+    def __init__(self, what: str, total: int = 0, *, show: bool = True) -> None:
         self.what = what
+        self.show = show
         self.total = total
         self.done = 0
         self._t0 = time.monotonic()
@@ -109,7 +180,7 @@ class _Progress:
     def advance(self, n: int) -> None:
         self.done += n
         now = time.monotonic()
-        if now < self._next:
+        if now < self._next or not self.show:
             return
         if self._bar is None and not self._plain:
             self._start()
@@ -134,13 +205,17 @@ class _Progress:
         except ImportError:
             self._plain = True
             return
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            self.show = False  # a bar only on a terminal (rich would leave a blank line)
+            return
         self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("pages"),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=True,
         )
         self._bar.start()
@@ -394,23 +469,54 @@ def scan_file(
 # --- commands ----------------------------------------------------------------------
 
 
+def _check_one(args: argparse.Namespace, path: str) -> dict[str, Any]:
+    """Check one file: ``{"file", "ok", "walk", "problems", "error"}``.
+
+    Damage the checker meets on its way (a malformed file or tree, a corrupt
+    page) is a problem of the file; a file that cannot be checked as asked
+    (missing, locked, unreadable, not synced without a walk) is an error."""
+    out: dict[str, Any] = {"file": path, "ok": False, "walk": None, "problems": [], "error": None}
+    show = not args.no_progress
+    try:
+        pf, walker = open_for_tools(path, args.walk, args.freelist, args.timeout, progress=show)
+        with pf:
+            out["walk"] = "bbolt" if walker is not None else "none"
+            if walker is not None:
+                st = pf.stats()
+                total = st.hwm - st.free - st.pending  # the tree's pages and any leaked ones
+                what = f"{os.path.basename(path)}: checking"
+                with _Progress(what, total, show=show) as bar:
+                    problems = pf.check(_walker(bar))
+            else:
+                problems = pf.check(None)
+    except (FileFormatError, CorruptPageError) as e:  # bbolt's tree errors included
+        problems = [str(e).removeprefix(f"{path}: ")]
+    except FreelistError as e:
+        out["error"] = str(e)
+        return out
+    out["problems"] = [str(p) for p in problems]
+    out["ok"] = not problems
+    return out
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
-    with pf:
-        if walker is not None:
-            st = pf.stats()
-            total = st.hwm - st.free - st.pending  # the tree's pages and any leaked ones
-            with _Progress(f"{os.path.basename(args.file)}: checking", total) as bar:
-                problems = pf.check(_walker(bar))
-        else:
-            problems = pf.check(None)
-    if problems:
-        for p in problems:
-            print(f"{args.file}: {p}")
-        return 1
-    how = "with bbolt's tree walk" if walker else "without a reachability walk"
-    print(f"{args.file}: ok ({how})")
-    return 0
+    results = [_check_one(args, path) for path in args.files]
+    if args.json:
+        print(json.dumps({"ok": all(r["ok"] for r in results), "files": results}, indent=1))
+    else:
+        for r in results:
+            if r["error"] is not None:
+                print(f"freelist: error: {r['error']}", file=sys.stderr)
+            elif r["problems"]:
+                for p in r["problems"]:
+                    print(f"{r['file']}: {p}")
+            else:
+                walked = r["walk"] == "bbolt"
+                how = "with bbolt's tree walk" if walked else "without a reachability walk"
+                print(f"{r['file']}: ok ({how})")
+    if any(r["error"] is not None for r in results):
+        return 2
+    return 0 if all(r["ok"] for r in results) else 1
 
 
 def _meta_dict(m: Meta) -> dict[str, Any]:
@@ -434,9 +540,11 @@ def _size(n: int) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.plot:
         filemap.check_plot_path(args.plot)  # fail before the long pass, not after it
-    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
+    show = not args.no_progress
+    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=show)
     with pf:
-        with _Progress(f"{os.path.basename(args.file)}: mapping pages", pf.meta.hwm) as bar:
+        what = f"{os.path.basename(args.file)}: mapping pages"
+        with _Progress(what, pf.meta.hwm, show=show) as bar:
             scan = scan_file(pf, walk=walker is not None, progress=bar.advance)
         st = pf.stats()
         stored = pf.stored_freelist()
@@ -504,8 +612,12 @@ def _print_inspect(info: dict[str, Any]) -> None:
         else ""
     )
     print(f"  free tail: {t['pages']:,} pages ({_size(t['bytes'])}) at the end{past}")
-    sizes = info["span_sizes"]
+    sizes = list(info["span_sizes"].items())
     if sizes:
-        print("  run sizes: " + ", ".join(f"{k}x{v}" for k, v in list(sizes.items())[:20]))
+        shown = ", ".join(f"{k}x{v}" for k, v in sizes[:RUN_SIZES_SHOWN])
+        more = len(sizes) - RUN_SIZES_SHOWN
+        if more > 0:
+            shown += f", ... and {more:,} longer sizes (--json lists them all)"
+        print(f"  run sizes (length x runs): {shown}")
     if "plot" in info:
         print(f"  map of the pages written to {info['plot']}")

@@ -25,6 +25,7 @@ def trace_from_file(
     *,
     walk: str = "auto",
     timeout: float = 5.0,
+    progress: bool = True,
 ) -> _trace.Trace:
     """A trace whose ``H`` is the file's high-water mark and whose ``S`` lines are
     its free runs, followed by ``txs`` transactions of ``scenario`` churn drawn
@@ -36,7 +37,8 @@ def trace_from_file(
     tree when the freelist is not synced and the root looks like a bbolt tree
     page, ``"bbolt"`` always may, ``"none"`` never.  Pending pages (none in a
     file opened from disk: bbolt writes them as free) count as free.  The same
-    file and arguments always give the same trace.
+    file and arguments always give the same trace.  With ``progress``, a walk
+    that lasts more than a moment shows a progress bar on stderr.
 
     :raises FreelistError: the file cannot be opened or read (its path in the
         message; :class:`~freelist.ReachabilityError` when the freelist is not
@@ -51,7 +53,7 @@ def trace_from_file(
         _trace.generate_from(scenario, 2, [], 1)
     if type(txs) is not int or txs < 1:
         raise TraceError(f"transactions must be at least 1, got {txs!r}")
-    pf, _walker = open_for_tools(path, walk, "hashmap", timeout, progress=True)
+    pf, _walker = open_for_tools(path, walk, "hashmap", timeout, progress=progress)
     with pf:
         hwm = pf.meta.hwm
         spans = runs_of(pf.freelist.all_page_ids())
