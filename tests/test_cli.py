@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -457,3 +460,77 @@ def test_the_table_footer_explains_every_column(capsys: pytest.CaptureFixture[st
         assert column in out
     assert "spans: free runs at the end; largest span:" in out
     assert "free tail:" in out
+
+
+# --- live files: a writer holds the lock ---------------------------------------------
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[Path]:
+    """A bbolt file whose exclusive lock another open file holds, as a bbolt
+    writer such as etcd does (flock, the call bbolt uses)."""
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def test_a_locked_file_says_how_to_read_it(capsys: pytest.CaptureFixture[str], held: Path) -> None:
+    for argv in (["check", str(held)], ["compare", "--from", str(held), "--txs", "5"]):
+        assert main([*argv, "--timeout", "0"]) == 2
+        err = capsys.readouterr().err
+        assert "locked by another process (waited 0.0 s)" in err
+        assert "--no-lock reads a snapshot" in err
+        assert "etcdctl snapshot save copy.db" in err
+
+
+def test_no_lock_reads_a_snapshot_of_a_held_file(
+    capsys: pytest.CaptureFixture[str], held: Path
+) -> None:
+    want = json.loads((BBOLT / "expected.json").read_text())["synced-array.db"]
+    assert main(["check", str(held), "--no-lock"]) == 0
+    assert f"{held}: ok (with bbolt's tree walk)" in capsys.readouterr().out
+    assert main(["inspect", str(held), "--no-lock", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["file"] == str(held)
+    assert info["free_pages"] == want["free_count"]
+    args = ["compare", "--from", str(held), "--no-lock", "--txs", "5", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["free_pages"] == want["free_count"]
+
+
+def test_a_snapshot_is_taken_again_when_a_commit_lands_during_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freelist import FileLockedError, filetools
+
+    path = tmp_path / "live.db"
+    with PageFile.open(path) as pf, pf.update() as tx:
+        tx.root = tx.allocate(2)
+    copies: list[int] = []
+    real_copy = filetools.shutil.copyfile
+
+    def copy_then_commit(src: str, dst: str) -> str:
+        out = real_copy(src, dst)
+        copies.append(1)
+        if len(copies) <= commits:  # a writer commits while the copy runs
+            with PageFile.open(src) as pf, pf.update() as tx:
+                tx.allocate(1)
+        return out
+
+    monkeypatch.setattr(filetools.shutil, "copyfile", copy_then_commit)
+    folder = tmp_path / "snap"
+    folder.mkdir()
+    commits = 1
+    copy = filetools.snapshot(str(path), str(folder))
+    assert len(copies) == 2
+    with PageFile.open(copy, readonly=True) as snap, PageFile.open(path, readonly=True) as live:
+        assert snap.meta == live.meta  # the copy holds the newest commit
+        assert snap.check() == []
+    copies.clear()
+    commits = 99
+    with pytest.raises(FileLockedError, match="a commit landed during each of 3 copies"):
+        filetools.snapshot(str(path), str(folder))

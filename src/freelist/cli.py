@@ -241,6 +241,7 @@ def _compare_rows(
                 args.seed,
                 timeout=args.timeout,
                 progress=not args.no_progress,
+                lock=not args.no_lock,
             )
         else:
             tick(f"generating {args.scenario} trace, {want:,} free pages")

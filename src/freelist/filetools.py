@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,12 +32,25 @@ from ._shared import runs_of
 from .errors import (
     CorruptPageError,
     FileFormatError,
+    FileIOError,
+    FileLockedError,
     FreelistError,
     InvalidArgumentError,
+    MissingFileError,
+    PageFileError,
     ReachabilityError,
 )
 from .filemap import MAX_CELLS, PageMap
-from .layout import BRANCH_PAGE, LEAF_PAGE, NO_FREELIST, Meta, PageHeader
+from .layout import (
+    BRANCH_PAGE,
+    LEAF_PAGE,
+    META_SIZE,
+    NO_FREELIST,
+    PAGE_HEADER_SIZE,
+    READ_PAGE_SIZES,
+    Meta,
+    PageHeader,
+)
 from .pagefile import PageFile, Reachable
 
 __all__ = [
@@ -46,6 +61,7 @@ __all__ = [
     "add_progress_option",
     "open_for_tools",
     "scan_file",
+    "snapshot",
 ]
 
 #: The ways to find the pages in use (``--walk``).
@@ -90,6 +106,13 @@ def add_file_options(p: argparse.ArgumentParser) -> None:
         help="seconds to wait for the file's shared lock (default %(default)s; 0: do not "
         "wait, inf: wait for ever); a bbolt writer such as etcd holds an exclusive lock "
         "for as long as it runs",
+    )
+    p.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="do not take the lock: read a snapshot of a file a writer holds (a copy in "
+        "$TMPDIR, taken again when a commit lands during it; needs the file's size free "
+        "there)",
     )
 
 
@@ -259,6 +282,67 @@ def _walker(progress: _Progress | None) -> Reachable:
 
 # --- opening -----------------------------------------------------------------------
 
+#: Copies :func:`snapshot` takes before it gives up on a file that keeps changing.
+SNAPSHOT_TRIES = 3
+
+#: Bytes of a meta page that a commit rewrites: its page header, fields and checksum.
+_META_SPAN = PAGE_HEADER_SIZE + META_SIZE
+
+_LOCK_HINT = (
+    "a bbolt writer such as etcd holds its file's lock for as long as it runs; "
+    "--no-lock reads a snapshot without the lock, or copy the file while no writer "
+    "runs (for etcd: etcdctl snapshot save copy.db) and read the copy"
+)
+
+
+def _metas(path: str) -> bytes:
+    """The bytes of both meta pages' fields, at every page size a file may have:
+    what changes when a writer commits (page 0 at offset 0, page 1 at one page
+    size, whatever that size is)."""
+    with open(path, "rb") as f:
+        out = [f.read(_META_SPAN)]
+        for ps in READ_PAGE_SIZES:
+            f.seek(ps)
+            out.append(f.read(_META_SPAN))
+    return b"".join(out)
+
+
+def snapshot(path: str, folder: str, *, tries: int = SNAPSHOT_TRIES) -> str:
+    """Copy ``path`` into ``folder`` without taking its lock and return the
+    copy's path: a consistent snapshot of a file that a writer holds.
+
+    A writer never rewrites a page that its newest committed meta reaches
+    (copy-on-write) until a later commit has freed it, so a copy during which
+    neither meta page changed holds a whole tree and freelist of that meta.
+    The metas are read before and after the copy and in the copy itself; when
+    they differ (a commit landed during the copy, or a meta page was copied
+    half written) the copy is taken again, up to ``tries`` times.
+
+    :raises FileLockedError: every copy saw a commit land: the writer commits
+        more often than the file can be copied.
+    :raises FileIOError: the file cannot be read or the copy written (no space
+        left, say).
+    :raises MissingFileError: ``path`` does not exist.
+
+    Runtime complexity: O(file size) per copy, at most ``tries`` copies.
+    """
+    if not os.path.exists(path):
+        raise MissingFileError(path, "no such file")
+    dest = os.path.join(folder, os.path.basename(path) or "snapshot.db")
+    for _ in range(tries):
+        try:
+            before = _metas(path)
+            shutil.copyfile(path, dest)
+            if before == _metas(path) == _metas(dest):
+                return dest
+        except OSError as e:
+            raise FileIOError(path, f"cannot copy it to {folder}: {e.strerror or e}") from e
+    raise FileLockedError(
+        path,
+        f"a commit landed during each of {tries} copies (--no-lock); copy the file while "
+        "no writer runs (for etcd: etcdctl snapshot save copy.db) and read the copy",
+    )
+
 
 def _looks_like_bbolt(pf: PageFile) -> bool:
     root = pf.meta.root
@@ -270,9 +354,20 @@ def _looks_like_bbolt(pf: PageFile) -> bool:
 
 
 def open_for_tools(
-    path: str, walk: str, freelist: str, timeout: float, *, progress: bool = False
+    path: str,
+    walk: str,
+    freelist: str,
+    timeout: float,
+    *,
+    progress: bool = False,
+    lock: bool = True,
 ) -> tuple[PageFile, Reachable | None]:
     """Open ``path`` read-only and choose the reachability walk for it.
+
+    With ``lock`` (the default) the file is opened under a shared lock, waiting
+    up to ``timeout`` seconds; without it, a :func:`snapshot` of the file is
+    opened instead (the copy is deleted at once: the open file keeps it until
+    it is closed), for a file a writer holds.
 
     ``walk`` is ``"auto"`` (bbolt's tree walk when the root looks like a bbolt
     tree page), ``"bbolt"`` or ``"none"``.  Returns the file and the walk to
@@ -282,7 +377,8 @@ def open_for_tools(
 
     :raises FreelistError: the file cannot be opened (see :meth:`PageFile.open`);
         :class:`ReachabilityError` when its freelist is not synced and ``walk``
-        is ``"none"``.
+        is ``"none"``; :class:`FileLockedError` says how to read a file that
+        a writer holds.
     :raises InvalidArgumentError: ``walk`` is not one of the three.
 
     Runtime complexity: as :meth:`PageFile.open`, plus the walk when one is used.
@@ -291,14 +387,26 @@ def open_for_tools(
         raise InvalidArgumentError(f"{path}: walk must be one of {', '.join(WALKS)}, got {walk!r}")
     bar = _Progress(f"{os.path.basename(path)}: walking the tree") if progress else None
     walker: Reachable | None = bbolt.reachable if walk in ("auto", "bbolt") else None
+    folder = None if lock else tempfile.mkdtemp(prefix="freelist-snapshot-")
     try:
-        pf = PageFile.open(
-            path,
-            readonly=True,
-            freelist=freelist,
-            reachable=_walker(bar) if walker is not None else None,
-            timeout=timeout,
-        )
+        copy = path if folder is None else snapshot(path, folder)
+        try:
+            pf = PageFile.open(
+                copy,
+                readonly=True,
+                freelist=freelist,
+                reachable=_walker(bar) if walker is not None else None,
+                timeout=timeout,
+            )
+        except PageFileError as e:
+            if copy != path:  # name the file asked for, not its snapshot
+                e.args = (str(e).replace(copy, path),)
+                e.path = path
+            raise
+    except FileLockedError as e:
+        if "--no-lock" in str(e):
+            raise
+        raise FileLockedError(path, f"{str(e).removeprefix(f'{path}: ')}; {_LOCK_HINT}") from e
     except ReachabilityError as e:
         if walker is not None:
             raise
@@ -308,6 +416,8 @@ def open_for_tools(
     finally:
         if bar is not None:
             bar.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     if walk == "auto" and not _looks_like_bbolt(pf):
         walker = None
     return pf, walker
@@ -478,7 +588,9 @@ def _check_one(args: argparse.Namespace, path: str) -> dict[str, Any]:
     out: dict[str, Any] = {"file": path, "ok": False, "walk": None, "problems": [], "error": None}
     show = not args.no_progress
     try:
-        pf, walker = open_for_tools(path, args.walk, args.freelist, args.timeout, progress=show)
+        pf, walker = open_for_tools(
+            path, args.walk, args.freelist, args.timeout, progress=show, lock=not args.no_lock
+        )
         with pf:
             out["walk"] = "bbolt" if walker is not None else "none"
             if walker is not None:
@@ -494,7 +606,7 @@ def _check_one(args: argparse.Namespace, path: str) -> dict[str, Any]:
     except FreelistError as e:
         out["error"] = str(e)
         return out
-    out["problems"] = [str(p) for p in problems]
+    out["problems"] = [str(p).replace(pf.path, path) for p in problems]
     out["ok"] = not problems
     return out
 
@@ -541,7 +653,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.plot:
         filemap.check_plot_path(args.plot)  # fail before the long pass, not after it
     show = not args.no_progress
-    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=show)
+    pf, walker = open_for_tools(
+        args.file, args.walk, args.freelist, args.timeout, progress=show, lock=not args.no_lock
+    )
     with pf:
         what = f"{os.path.basename(args.file)}: mapping pages"
         with _Progress(what, pf.meta.hwm, show=show) as bar:

@@ -26,6 +26,7 @@ def trace_from_file(
     walk: str = "auto",
     timeout: float = 5.0,
     progress: bool = True,
+    lock: bool = True,
 ) -> _trace.Trace:
     """A trace whose ``H`` is the file's high-water mark and whose ``S`` lines are
     its free runs, followed by ``txs`` transactions of ``scenario`` churn drawn
@@ -33,12 +34,14 @@ def trace_from_file(
     that are in use in the file).
 
     The file is opened read-only (a shared lock, waiting up to ``timeout``
-    seconds); ``walk`` is as for ``freelist inspect``: ``"auto"`` walks bbolt's
-    tree when the freelist is not synced and the root looks like a bbolt tree
-    page, ``"bbolt"`` always may, ``"none"`` never.  Pending pages (none in a
-    file opened from disk: bbolt writes them as free) count as free.  The same
-    file and arguments always give the same trace.  With ``progress``, a walk
-    that lasts more than a moment shows a progress bar on stderr.
+    seconds; without ``lock``, a snapshot of it: see
+    :func:`freelist.filetools.snapshot`).  ``walk`` is as for ``freelist
+    inspect``: ``"auto"`` walks bbolt's tree when the freelist is not synced
+    and the root looks like a bbolt tree page, ``"bbolt"`` always may,
+    ``"none"`` never.  Pending pages (none in a file opened from disk: bbolt
+    writes them as free) count as free.  The same file and arguments always
+    give the same trace.  With ``progress``, a walk that lasts more than a
+    moment shows a progress bar on stderr.
 
     :raises FreelistError: the file cannot be opened or read (its path in the
         message; :class:`~freelist.ReachabilityError` when the freelist is not
@@ -53,7 +56,7 @@ def trace_from_file(
         _trace.generate_from(scenario, 2, [], 1)
     if type(txs) is not int or txs < 1:
         raise TraceError(f"transactions must be at least 1, got {txs!r}")
-    pf, _walker = open_for_tools(path, walk, "hashmap", timeout, progress=progress)
+    pf, _walker = open_for_tools(path, walk, "hashmap", timeout, progress=progress, lock=lock)
     with pf:
         hwm = pf.meta.hwm
         spans = runs_of(pf.freelist.all_page_ids())
