@@ -534,3 +534,49 @@ def test_a_snapshot_is_taken_again_when_a_commit_lands_during_the_copy(
     commits = 99
     with pytest.raises(FileLockedError, match="a commit landed during each of 3 copies"):
         filetools.snapshot(str(path), str(folder))
+
+
+# --- compare --from on any file ---------------------------------------------------------
+
+
+def test_compare_from_fits_the_churn_to_a_small_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from freelist.fromfile import churn_from_file
+
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    assert main(["compare", "--from", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)["rows"]
+    churn = churn_from_file(str(path), progress=False)
+    assert row["txs"] == churn.txs < churn.asked == 2000
+    assert 0 < churn.freed <= churn.in_use // 2
+    assert not churn.emptied
+    assert f"the churn runs {churn.txs} transactions, not 2,000" in captured.err
+    assert "--txs sets the count" in row["note"]
+    # Asked for explicitly, the long churn runs, with a warning that it empties the file.
+    assert main(["compare", "--from", str(path), "--txs", "2000"]) == 0
+    captured = capsys.readouterr()
+    assert "2000 transactions" in captured.out
+    assert "freelist: warning:" in captured.err
+    assert "frees every page the file had in use" in captured.err
+    assert churn_from_file(str(path), txs=2000, progress=False, fit=False).emptied
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--from", "FILE", "--free-pages", "1000"], "--free-pages has no effect with --from"),
+        (["--no-lock"], "--no-lock has an effect only with --from FILE"),
+        (["--timeout", "9"], "--timeout has an effect only with --from FILE"),
+    ],
+)
+def test_compare_refuses_options_without_effect(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    argv = [str(path) if a == "FILE" else a for a in argv]
+    assert main(["compare", "--txs", "5", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import __version__, filemap, filetools, registry
 from .errors import FreelistError, InvalidArgumentError
-from .fromfile import trace_from_file
+from .fromfile import FileChurn, churn_from_file
 from .hashmap import POLICIES
 from .protocol import Freelist
 from .trace import SCENARIOS, ReplayResult, generate, read, replay
@@ -30,6 +30,9 @@ from .trace import SCENARIOS, ReplayResult, generate, read, replay
 __all__ = ["main"]
 
 DEFAULT_SIZES = [1_000, 10_000, 100_000, 1_000_000]
+
+#: Transactions of a workload when ``--txs`` is not given.
+DEFAULT_TXS = 2000
 
 
 def _positive(text: str) -> int:
@@ -87,11 +90,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "--free-pages",
         type=_positive,
         nargs="+",
-        default=DEFAULT_SIZES,
         metavar="N",
-        help="free-list sizes to run (default: %(default)s)",
+        help=f"free-list sizes to run (default: {' '.join(map(str, DEFAULT_SIZES))}; "
+        "not with --from, which starts from the file's free pages)",
     )
-    cmp.add_argument("--txs", type=_positive, default=2000, help="transactions (default 2000)")
+    cmp.add_argument(
+        "--txs",
+        type=_positive,
+        help=f"transactions (default {DEFAULT_TXS}; with --from, at most {DEFAULT_TXS} and "
+        "no more than free half of the file's pages in use)",
+    )
     cmp.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     cmp.add_argument("--repeat", type=_positive, default=1, help="runs per cell; median shown")
     cmp.add_argument(
@@ -231,28 +239,32 @@ def _compare_rows(
     base = _baseline(labels)
     width = max(map(len, labels))
     rows: list[dict[str, Any]] = []
-    for want in [0] if args.from_file else args.free_pages:
+    for want in [0] if args.from_file else args.free_pages or DEFAULT_SIZES:
+        txs = args.txs or DEFAULT_TXS
+        note = None
         if args.from_file:
             tick(f"reading {args.from_file}")
-            trace = trace_from_file(
+            churn = churn_from_file(
                 args.from_file,
                 args.scenario,
-                args.txs,
+                txs,
                 args.seed,
                 timeout=args.timeout,
                 progress=not args.no_progress,
                 lock=not args.no_lock,
+                fit=args.txs is None,
             )
+            trace, txs, note = churn.trace, churn.txs, _churn_note(args.from_file, churn)
         else:
             tick(f"generating {args.scenario} trace, {want:,} free pages")
-            trace = generate(args.scenario, want, args.txs, args.seed)
+            trace = generate(args.scenario, want, txs, args.seed)
         size = sum(n for _, n in trace.spans)
         results: dict[str, dict[str, Any]] = {}
         for sp in specs:
             runs = []
             for i in range(args.repeat):
                 tick(f"{sp.label:{width}} {size:>9,} free pages, run {i + 1}/{args.repeat}")
-                runs.append(replay(trace, _factory(sp, step, args.txs), sync=args.sync))
+                runs.append(replay(trace, _factory(sp, step, txs), sync=args.sync))
             res = _median_run(runs).as_dict()
             res["type"], res["policy"] = sp.kind, sp.policy
             results[sp.label] = res
@@ -262,13 +274,32 @@ def _compare_rows(
             {
                 "scenario": args.scenario,
                 "free_pages": size,
+                "txs": txs,
                 "ops": len(trace.ops),
                 "start_hwm": trace.hwm,
                 "baseline": base,
                 "results": results,
+                **({"note": note} if note else {}),
             }
         )
     return rows
+
+
+def _churn_note(path: str, churn: FileChurn) -> str | None:
+    """What to tell about a churn on a file: cut to fit it, or emptying it."""
+    share = f"{churn.freed:,} of its {churn.in_use:,} pages in use"
+    if churn.txs < churn.asked:
+        return (
+            f"note: {path}: the churn runs {churn.txs:,} transactions, not {churn.asked:,}: they "
+            f"free {share} (at most half); --txs sets the count"
+        )
+    if churn.emptied:
+        return (
+            f"warning: {path}: the churn frees every page the file had in use ({share}) before its "
+            f"{churn.txs:,} transactions end, so the rest of the replay churns an emptied "
+            "file; leave out --txs to fit the churn to the file"
+        )
+    return None
 
 
 def _factory(
@@ -419,7 +450,7 @@ def _run_with_progress(
     console = Console(stderr=True)
     if not console.is_terminal:
         return _compare_rows(args, specs, lambda _msg: None)  # a bar only on a terminal
-    sizes = 1 if args.from_file else len(args.free_pages)
+    sizes = 1 if args.from_file else len(args.free_pages or DEFAULT_SIZES)
     steps = sizes * (1 + len(specs) * args.repeat)
     with Progress(
         SpinnerColumn(),
@@ -451,16 +482,35 @@ def _run_with_progress(
         return _compare_rows(args, specs, tick, step)
 
 
+def _check_compare_options(args: argparse.Namespace) -> None:
+    """Refuse options that would have no effect, before anything runs."""
+    if args.from_file and args.free_pages:
+        raise InvalidArgumentError(
+            "--free-pages has no effect with --from: the replay starts from the file's own "
+            "free pages"
+        )
+    if not args.from_file:
+        if args.no_lock:
+            raise InvalidArgumentError("--no-lock has an effect only with --from FILE")
+        if args.timeout != filetools.DEFAULT_TIMEOUT:
+            raise InvalidArgumentError("--timeout has an effect only with --from FILE")
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
+    _check_compare_options(args)
     specs = _resolve_all(args.freelists, args.policy)
-    title = (
-        f"{args.scenario} scenario, {args.txs} transactions, median of {args.repeat}"
-        f"{', freelist synced at every commit' if args.sync else ''}"
-        f"{f', starting from {args.from_file}' if args.from_file else ''}"
-    )
     if args.plot:
         filemap.check_plot_path(args.plot)  # fail before the long run, not after it
     rows = _run_with_progress(args, specs)
+    for row in rows:
+        if "note" in row:
+            print(f"freelist: {row['note']}", file=sys.stderr)
+    txs = rows[0]["txs"] if rows else args.txs or DEFAULT_TXS
+    title = (
+        f"{args.scenario} scenario, {txs} transactions, median of {args.repeat}"
+        f"{', freelist synced at every commit' if args.sync else ''}"
+        f"{f', starting from {args.from_file}' if args.from_file else ''}"
+    )
     if args.plot:
         _plot(rows, args.plot, title)
     if args.json:
