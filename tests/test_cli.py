@@ -580,3 +580,15 @@ def test_compare_refuses_options_without_effect(
     captured = capsys.readouterr()
     assert message in captured.err
     assert captured.out == ""
+
+
+def test_check_of_a_file_that_is_no_page_file_is_a_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Damage met while opening counts like damage met while checking: exit 1."""
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a page file" * 1000)
+    assert main(["check", str(junk), "--no-lock"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{junk}: ")
+    assert "freelist-snapshot" not in out  # the file asked for, not its snapshot

@@ -587,10 +587,12 @@ def _check_one(args: argparse.Namespace, path: str) -> dict[str, Any]:
     (missing, locked, unreadable, not synced without a walk) is an error."""
     out: dict[str, Any] = {"file": path, "ok": False, "walk": None, "problems": [], "error": None}
     show = not args.no_progress
+    opened = path  # the snapshot's path under --no-lock: messages name the file asked for
     try:
         pf, walker = open_for_tools(
             path, args.walk, args.freelist, args.timeout, progress=show, lock=not args.no_lock
         )
+        opened = pf.path
         with pf:
             out["walk"] = "bbolt" if walker is not None else "none"
             if walker is not None:
@@ -602,11 +604,11 @@ def _check_one(args: argparse.Namespace, path: str) -> dict[str, Any]:
             else:
                 problems = pf.check(None)
     except (FileFormatError, CorruptPageError) as e:  # bbolt's tree errors included
-        problems = [str(e).removeprefix(f"{path}: ")]
+        problems = [str(e).replace(opened, path).removeprefix(f"{path}: ")]
     except FreelistError as e:
-        out["error"] = str(e)
+        out["error"] = str(e).replace(opened, path)
         return out
-    out["problems"] = [str(p).replace(pf.path, path) for p in problems]
+    out["problems"] = [str(p).replace(opened, path) for p in problems]
     out["ok"] = not problems
     return out
 
