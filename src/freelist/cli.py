@@ -208,11 +208,10 @@ class _Commits:
     long replay.  One Python call per commit is added to the timed commits
     (well under a microsecond each); without progress the freelist runs bare."""
 
-    __slots__ = ("_fl", "_step", "release")
+    __slots__ = ("_fl", "release")
 
     def __init__(self, fl: Freelist, step: Callable[[], None]) -> None:
         self._fl = fl
-        self._step = step
         inner = fl.release
 
         def release(txid: int) -> None:
