@@ -148,7 +148,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "replay",
         help="replay a trace on one freelist; print one JSON object",
         description="Replay TRACE on a new freelist and print one JSON object: the "
-        "freelist, the times (ns) of the replay loop by operation kind, file growth "
+        "freelist, the times (ns) of the replay loop by operation kind and as a whole, file growth "
         "and the final free set (count, runs, SHA-256 of the sorted ids).",
     )
     rp.add_argument("trace", metavar="TRACE", help="a trace file (see `freelist trace`)")
@@ -284,7 +284,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     trace = read(args.trace)
-    result = replay(trace, args.freelist, policy=args.policy, sync=args.sync)
+    result = replay(trace, args.freelist, policy=args.policy, sync=args.sync, wall=True)
     print(json.dumps(result.as_dict()))
     return 0
 
@@ -317,7 +317,7 @@ def _compare_rows(
             runs = []
             for i in range(args.repeat):
                 tick(f"{sp.label:{width}} {size:>9,} free pages, run {i + 1}/{args.repeat}")
-                runs.append(replay(trace, sp.factory, sync=args.sync))
+                runs.append(replay(trace, sp.factory, sync=args.sync, wall=True))
             res = _median_run(runs).as_dict()
             res["type"], res["policy"] = sp.kind, sp.policy
             results[sp.label] = res
