@@ -77,6 +77,7 @@ __all__ = [
     "compact_file",
     "file_format",
     "plan",
+    "slack",
 ]
 
 #: ``read(pgid, n)``: the bytes of pages ``pgid .. pgid+n-1``.
@@ -94,7 +95,18 @@ OnCommit = Callable[[int, int, int], None]
 DEFAULT_BATCH = 65536
 #: Commits in a row that may fail to lower the top of the file before the
 #: moves stop (each commit's rewritten parents leave holes the next one fills).
-STALL_COMMITS = 8
+STALL_COMMITS = 4
+
+
+def slack(target: int) -> int:
+    """Pages past the packed size ``target`` that a file may keep and still
+    count as compact (no commit): 4, plus 1/64 of the packed size.
+
+    Runtime complexity: O(1).
+    """
+    return 4 + target // 64
+
+
 #: Bytes gathered into one write: consecutive new pages go out in one ``pwrite``.
 WRITE_BYTES = 8 << 20
 
@@ -593,6 +605,15 @@ class _Engine:
         heapq.heapify(self.heap)
         self.target = _target(pf, tree.total())
         self.to_move = sum(n for p, n in tree.runs() if p + n > self.target)
+        self.weight = sum(p * n for p, n in tree.runs())
+
+    def slack_ok(self) -> bool:
+        """Whether the file is already compact: longer than the packed size
+        by at most :func:`slack` pages (a compaction leaves about that many
+        holes behind: the last pages naming moved ones)."""
+        st = self.pf.stats()
+        pages = max(st.hwm, -(-st.file_size // st.page_size))
+        return pages - self.target <= slack(self.target)
 
     def _top(self) -> int:
         """The end of the highest page in use (tree or the freelist's own)."""
@@ -609,15 +630,21 @@ class _Engine:
         return top
 
     def run(self) -> None:
-        """Commit batches while objects move down and the top of the file
-        comes down (a few commits without progress end it: the pages naming
-        the moved ones leave holes that the next batch fills); then settle."""
+        """Commit batches while objects move down: until a commit finds
+        nothing to move, or :data:`STALL_COMMITS` commits in a row lower
+        neither the top of the file nor the sum of the objects' page ids (the
+        pages naming the moved ones leave holes that the next batch fills);
+        then settle."""
+        if self.slack_ok():
+            return
         stalled = 0
-        best = self._top()
+        best_top, best_weight = self._top(), self.weight
         while self._commit(fit=False):
             top = self._top()
-            if top < best:
-                best, stalled = top, 0
+            if top < best_top or self.weight < best_weight:
+                stalled = 0
+                best_top = min(best_top, top)
+                best_weight = min(best_weight, self.weight)
             else:
                 stalled += 1
                 if stalled >= STALL_COMMITS:
@@ -704,6 +731,7 @@ class _Engine:
         self.moved_objects += movers
         self.rewritten += sum(pages[i] for i in place)
         for i, new in place.items():
+            self.weight += pages[i] * (new - pgid[i])
             pgid[i] = new
             heapq.heappush(self.heap, (-new, i))
         if self.on_commit is not None:
