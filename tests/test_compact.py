@@ -52,7 +52,13 @@ from freelist.compact import (
     compact_file,
     plan,
 )
-from freelist.errors import FileLockedError, InvalidArgumentError, PageFileArgumentError
+from freelist.errors import (
+    FileLockedError,
+    InvalidArgumentError,
+    PageFileArgumentError,
+    ReachabilityError,
+    TransactionError,
+)
 from freelist.layout import BRANCH_PAGE, NO_FREELIST
 
 from .bboltfile import (
@@ -752,3 +758,37 @@ def test_power_loss_states_open_to_a_commit_with_the_same_contents(
     # and the final image is the compacted file
     shutil.copy(path, image_path)
     verify_compacted(image_path, before, synced)
+
+
+def test_another_writer_between_commits_stops_the_compaction(tmp_path: Path) -> None:
+    path = real_file(tmp_path, "synced-array.db")
+    before = contents(path)
+    with PageFile.open(path, freelist="hashmap:first-fit", reachable=bbolt.reachable) as pf:
+
+        def meddle(commits: int, _moved: int, _total: int) -> None:
+            if commits == 1:
+                with pf.update():
+                    pass
+
+        with pytest.raises(TransactionError, match="another writer committed"):
+            compact(pf, batch=8, on_commit=meddle)
+    assert inspect(path)["problems"] == []
+    assert contents(path) == before
+
+
+class Failing(RunList):
+    """A describer whose listing fails with an exception of its own."""
+
+    def children(self, read: Any, pgid: int, pages: int) -> list[tuple[int, int, int]]:  # noqa: ARG002
+        raise ValueError("not my format")
+
+
+def test_a_failing_describer_raises_a_library_error(tmp_path: Path) -> None:
+    path = real_file(tmp_path, "synced-array.db")
+    raw = path.read_bytes()
+    with PageFile.open(path, reachable=bbolt.reachable) as pf:
+        with pytest.raises(ReachabilityError, match="describer failed"):
+            compact(pf, Failing())
+        with pytest.raises(ReachabilityError):
+            plan(pf, Failing())
+    assert path.read_bytes() == raw

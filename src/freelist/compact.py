@@ -48,8 +48,11 @@ from .check import Bitmap
 from .errors import (
     FileFormatError,
     FileIOError,
+    FreelistError,
     InvalidArgumentError,
     PageFileArgumentError,
+    ReachabilityError,
+    TransactionError,
 )
 from .layout import (
     BRANCH_PAGE,
@@ -329,7 +332,7 @@ def _build(refs: PageRefs, tx: Transaction, path: str) -> _Tree:
     def add(pgid: int, n: int, parent: int, slot: int) -> None:
         if type(n) is not int or type(pgid) is not int or n < 1 or pgid < 2 or pgid + n > hwm:
             where = "the root" if parent < 0 else f"page {tree.pgid[parent]}"
-            raise DamagedFileError(path, [f"{where} names pages {pgid}+{n}, outside [2, {hwm})"])
+            raise DamagedFileError(path, [f"{where} names pages {pgid}+{n!r}, outside [2, {hwm})"])
         if seen.any(pgid, n):
             raise DamagedFileError(path, [f"pages {pgid}+{n} are reached twice"])
         seen.set(pgid, n)
@@ -338,12 +341,19 @@ def _build(refs: PageRefs, tx: Transaction, path: str) -> _Tree:
         tree.parent.append(parent)
         tree.slot.append(slot)
 
-    add(root, refs.root_pages(read, root), -1, 0)
-    i = 0
-    while i < len(tree.pgid):
-        for slot, child, n in refs.children(read, tree.pgid[i], tree.pages[i]):
-            add(child, n, i, slot)
-        i += 1
+    try:
+        add(root, refs.root_pages(read, root), -1, 0)
+        i = 0
+        while i < len(tree.pgid):
+            for slot, child, n in refs.children(read, tree.pgid[i], tree.pages[i]):
+                if type(slot) is not int or not 0 <= slot < 1 << 63:
+                    raise InvalidArgumentError(f"the describer gave slot {slot!r}, not an int >= 0")
+                add(child, n, i, slot)
+            i += 1
+    except FreelistError:
+        raise
+    except Exception as e:  # a describer's own failure: never a raw exception
+        raise ReachabilityError(path, f"the page describer failed: {type(e).__name__}: {e}") from e
     return tree
 
 
@@ -547,11 +557,15 @@ def compact(
     commit.
 
     :raises DamagedFileError: the check found problems (nothing changed).
-    :raises InvalidArgumentError: ``batch`` below 1.
+    :raises InvalidArgumentError: ``batch`` below 1, or the describer gave a
+        slot that is not an int or failed to rewrite a page.
+    :raises ReachabilityError: the describer failed while listing references.
     :raises ReadOnlyError: ``pf`` is read-only.
-    :raises TransactionError: a writer is already open on ``pf``.
+    :raises TransactionError: a writer is already open on ``pf``, or another
+        writer committed between two of the compaction's commits (its map of
+        the tree is then stale; the file keeps every commit made).
     :raises FreelistError: a read, write or commit fails (the file keeps its
-        last commit) or the describer raises one.
+        last commit).
 
     Runtime complexity: O(objects + references) to walk the tree, plus per
     commit O(free runs) to plan and the freelist's cost to commit, plus
@@ -605,7 +619,11 @@ class _Engine:
         heapq.heapify(self.heap)
         self.target = _target(pf, tree.total())
         self.to_move = sum(n for p, n in tree.runs() if p + n > self.target)
-        self.weight = sum(p * n for p, n in tree.runs())
+        # pages of the objects that end past the packed size: what must move
+        self.above = self.to_move
+        # the commit the tree was read at: another writer's commit makes it stale
+        self.txid = pf.meta.txid
+        self.root = pf.meta.root
 
     def slack_ok(self) -> bool:
         """Whether the file is already compact: longer than the packed size
@@ -632,19 +650,20 @@ class _Engine:
     def run(self) -> None:
         """Commit batches while objects move down: until a commit finds
         nothing to move, or :data:`STALL_COMMITS` commits in a row lower
-        neither the top of the file nor the sum of the objects' page ids (the
-        pages naming the moved ones leave holes that the next batch fills);
-        then settle."""
+        neither the top of the file nor the pages that lie past the packed
+        size by 1/1024 of that size (the pages naming the moved ones leave
+        holes that the next batch fills, a few at a time); then settle."""
         if self.slack_ok():
             return
         stalled = 0
-        best_top, best_weight = self._top(), self.weight
+        best_top, best_above = self._top(), self.above
+        step = max(1, self.target >> 10)  # progress: at least 1/1024 of the packed size
         while self._commit(fit=False):
             top = self._top()
-            if top < best_top or self.weight < best_weight:
+            if top <= best_top - step or self.above <= best_above - step:
                 stalled = 0
                 best_top = min(best_top, top)
-                best_weight = min(best_weight, self.weight)
+                best_above = min(best_above, self.above)
             else:
                 stalled += 1
                 if stalled >= STALL_COMMITS:
@@ -668,6 +687,12 @@ class _Engine:
         pgid, pages, parent = tree.pgid, tree.pages, tree.parent
         tx = pf.begin(True)
         try:
+            if tx.txid != self.txid + 1 or tx.root != self.root:
+                raise TransactionError(
+                    pf.path,
+                    f"another writer committed (txid {tx.txid - 1}, compaction expected "
+                    f"{self.txid}): the compaction's map of the tree is stale; run it again",
+                )
             runs = _Runs(pf.freelist.free_spans())
             place: dict[int, int] = {}  # object -> planned new id
             movers = 0
@@ -728,10 +753,13 @@ class _Engine:
                 tx.rollback()
             raise
         self.commits += 1
+        self.txid = pf.meta.txid
+        self.root = pf.meta.root
         self.moved_objects += movers
         self.rewritten += sum(pages[i] for i in place)
         for i, new in place.items():
-            self.weight += pages[i] * (new - pgid[i])
+            n = pages[i]
+            self.above += n * ((new + n > self.target) - (pgid[i] + n > self.target))
             pgid[i] = new
             heapq.heappush(self.heap, (-new, i))
         if self.on_commit is not None:
@@ -777,9 +805,11 @@ class _Engine:
             buf = bytearray()
             for i in chunk:
                 data = bytearray(read(pgid[i], pages[i]))
-                refs.moved(data, new[i])
-                for k in kids.get(i, ()):
-                    refs.rewrite(data, slot[k], new[k])
+                _patch(refs, data, new[i], [(slot[k], new[k]) for k in kids.get(i, ())])
+                if len(data) != pages[i] * ps:
+                    raise InvalidArgumentError(
+                        f"the describer changed the length of the object at page {pgid[i]}"
+                    )
                 buf += data
             tx.write(new[chunk[0]], buf)
         old = sorted((pgid[i], pages[i]) for i in place)
@@ -795,6 +825,21 @@ class _Engine:
             tx.root = new[0]
         place.clear()
         place.update(new)
+
+
+def _patch(refs: PageRefs, data: bytearray, pgid: int, moves: list[tuple[int, int]]) -> None:
+    """Stamp ``data`` with its new id and point each moved child's slot at its
+    new id, through the describer; its own failures become library errors."""
+    try:
+        refs.moved(data, pgid)
+        for slot, child in moves:
+            refs.rewrite(data, slot, child)
+    except FreelistError:
+        raise
+    except Exception as e:
+        raise InvalidArgumentError(
+            f"the page describer failed to rewrite page {pgid}: {type(e).__name__}: {e}"
+        ) from e
 
 
 # --- the tool: open, lock, compact -------------------------------------------------
@@ -926,9 +971,7 @@ def _write_copy(
         pos = 0
         for i in range(n_obj):
             data = bytearray(tx.read(tree.pgid[i], tree.pages[i]))
-            refs.moved(data, new[i])
-            for k in kids[i]:
-                refs.rewrite(data, tree.slot[k], new[k])
+            _patch(refs, data, new[i], [(tree.slot[k], new[k]) for k in kids[i]])
             buf += data
             if len(buf) >= WRITE_BYTES:
                 _pwrite(fd, buf, pos, dst)
