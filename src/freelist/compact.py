@@ -113,6 +113,7 @@ def slack(target: int) -> int:
 #: Bytes gathered into one write: consecutive new pages go out in one ``pwrite``.
 WRITE_BYTES = 8 << 20
 
+_BIG_ENDIAN = struct.pack("=I", 1) != struct.pack("<I", 1)
 _HEADER = struct.Struct("<QHHI")
 _U64 = struct.Struct("<Q")
 _BUCKET_SIZE = 16
@@ -224,7 +225,7 @@ class BboltRefs:
         if flags & BRANCH_PAGE:
             ids = array("Q")
             ids.frombytes(buf[PAGE_HEADER_SIZE:need])
-            if os_byteorder_big:
+            if _BIG_ENDIAN:
                 ids.byteswap()
             for i, child in enumerate(ids[1::2]):
                 out.append((PAGE_HEADER_SIZE + 16 * i + 8, child, self._span(read, child, pgid)))
@@ -233,9 +234,10 @@ class BboltRefs:
             return out
         words = array("I")
         words.frombytes(buf[PAGE_HEADER_SIZE:need])
-        if os_byteorder_big:
+        if _BIG_ENDIAN:
             words.byteswap()
-        if not any(f & _BUCKET_FLAG for f in words[0::4]):
+        flags_of = words[0::4]
+        if flags_of.count(0) == len(flags_of):  # no element is a bucket (scanned in C)
             return out
         data = read(pgid, pages)  # a leaf with buckets: its values are needed
         for slot, root in self._bucket_refs(data, 0, count, len(data), 0):
@@ -284,8 +286,6 @@ class BboltRefs:
         """
         _U64.pack_into(data, 0, pgid)
 
-
-os_byteorder_big = struct.pack("=I", 1) != struct.pack("<I", 1)
 
 #: bbolt's layout, for any file (errors name ``<bbolt>``; :func:`compact` names the file).
 BBOLT = BboltRefs()
@@ -525,7 +525,7 @@ def plan(pf: PageFile, refs: PageRefs | None = None) -> CompactPlan:
         move_pages=move_pages,
         move_objects=move_objects,
         gives_back_bytes=max(0, st.file_size - target * pf.page_size),
-        freelist_format=st.freelist_format,
+        freelist_format=_format_of(pf.meta),
     )
 
 
