@@ -294,6 +294,58 @@ def test_real_bbolt_files(tmp_path: Path, name: str) -> None:
     assert contents(copy) == before
     assert cinfo["meta"].hwm == cinfo["target"] == done.hwm_after
     assert (cinfo["meta"].freelist != NO_FREELIST) == synced
+    assert_tree_order(copy)
+
+
+def assert_tree_order(path: Path) -> None:
+    """The tree's objects, breadth first from the root, lie one after the
+    other from page 2 (and a synced freelist right after them)."""
+    with PageFile.open(path, readonly=True, reachable=bbolt.reachable) as pf:
+        order = [(p, n) for p, n, _f in _bfs(pf)]
+        at = 2
+        for p, n in order:
+            assert p == at, (p, at)
+            at += n
+        assert pf.meta.hwm == at + sum(n for _s, n in pf.freelist_runs)
+
+
+def _bfs(pf: PageFile) -> list[tuple[int, int, int]]:
+    """``(pgid, pages, flags)`` breadth first, children in element order
+    (this file's own walk, not the engine's)."""
+    out = []
+    with pf.view() as tx:
+        queue = [pf.meta.root]
+        while queue:
+            nxt = []
+            for pgid in queue:
+                data = bytes(tx.read(pgid, 1))
+                overflow = HEADER.unpack_from(data)[3]
+                data = bytes(tx.read(pgid, overflow + 1))
+                flags = HEADER.unpack_from(data)[1]
+                out.append((pgid, overflow + 1, flags))
+                count = HEADER.unpack_from(data)[2]
+                if flags & BRANCH_PAGE:
+                    nxt += [struct.unpack_from("<IIQ", data, 16 + 16 * i)[2] for i in range(count)]
+                else:
+                    nxt += _sub_roots(data, 0)
+            queue = nxt
+    return out
+
+
+def _sub_roots(data: bytes, off: int) -> list[int]:
+    roots = []
+    count = HEADER.unpack_from(data, off)[2]
+    for i in range(count):
+        e = off + 16 + 16 * i
+        flags, pos, ks, vs = struct.unpack_from("<IIII", data, e)
+        if flags & BUCKET_FLAG:
+            v = e + pos + ks
+            root = struct.unpack_from("<Q", data, v)[0]
+            if root:
+                roots.append(root)
+            elif vs > 16:
+                roots += _sub_roots(data[v + 16 : v + vs], 0)
+    return roots
 
 
 @pytest.mark.parametrize("synced", [True, False], ids=["synced", "nosync"])
@@ -312,6 +364,7 @@ def test_every_page_size_and_mode(tmp_path: Path, page_size: int, synced: bool) 
     verify_compacted(path, before, synced)
     cinfo = inspect(copy)
     assert contents(copy) == before
+    assert_tree_order(copy)
     assert cinfo["free"] == 0
     assert cinfo["problems"] == []
     # in place ends within a few pages of the packed copy
