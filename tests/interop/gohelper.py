@@ -38,6 +38,7 @@ __all__ = [
     "GoHelperError",
     "binary",
     "compact",
+    "content_hash",
     "dump",
     "make",
     "replay",
@@ -215,24 +216,84 @@ def make(
         raise GoHelperError(f"bbolthelper make: {run.stderr.strip()}")
 
 
-def dump(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Open ``path`` read-only with bbolt and report what it sees.
+def dump(path: str | os.PathLike[str], *, writable: bool = False, churn: int = 0) -> dict[str, Any]:
+    """Open ``path`` with bbolt and report what it sees.
 
     Keys: ``check_errors`` (``tx.Check()``'s errors), ``hash`` (SHA-256 over
-    every bucket path and sequence, key and value in order), ``free`` and
-    ``pending`` (``db.Stats()``: FreePageN, PendingPageN, after Check loaded the
-    freelist), ``hwm``, ``page_size``, ``freelist_synced``, ``freelist_page``,
-    ``txid``, ``buckets``, ``keys``, ``file_size``.  The file is not changed.
+    every bucket path and sequence, key and value in order, see
+    :func:`content_hash`), ``free`` and ``pending`` (``db.Stats()``:
+    FreePageN, PendingPageN, after Check loaded the freelist), ``hwm``,
+    ``page_size``, ``freelist_synced``, ``freelist_page``, ``txid``,
+    ``buckets``, ``keys``, ``file_size``.
+
+    The open is read-only, or read-write with ``writable`` (with
+    NoFreelistSync, so that the open itself writes nothing either way).  With
+    ``churn``, bbolt then runs that many write transactions of its own on the
+    file (in its own freelist mode: a scratch bucket of small and overflow
+    values, put and deleted, dropped in the last one) and reports again under
+    ``churn`` (same keys plus ``commits``): the file changes.
 
     :raises BboltOpenError: bbolt refused to open the file (its message kept).
     :raises GoHelperError: the helper failed otherwise.
 
     Runtime complexity: O(file).
     """
-    out = _run("dump", "-path", os.fspath(path))
+    args = ["dump", "-path", os.fspath(path)]
+    if writable:
+        args.append("-writable")
+    if churn:
+        args += ["-churn", str(churn)]
+    out = _run(*args)
     if "open_error" in out:
         raise BboltOpenError(path, str(out["open_error"]))
     return out
+
+
+Tree = dict[bytes, "bytes | Tree"]
+
+
+def content_hash(root: Tree) -> str:
+    """The ``hash`` :func:`dump` reports, computed from a tree given in Python:
+    ``root`` maps bucket names to buckets, a bucket maps keys to values (bytes)
+    or to nested buckets (dicts); every bucket's sequence is taken as 0.
+
+    Runtime complexity: O(size of the tree).
+    """
+    h = hashlib.sha256()
+
+    def field(b: bytes) -> None:
+        h.update(len(b).to_bytes(8, "big"))
+        h.update(b)
+
+    def bucket(path: list[bytes], b: Tree) -> None:
+        for k in sorted(b):
+            v = b[k]
+            if isinstance(v, dict):
+                sub = [*path, k]
+                h.update(b"B")
+                field(str(len(sub)).encode())
+                for p in sub:
+                    field(p)
+                field(b"0")
+                bucket(sub, v)
+            else:
+                h.update(b"K")
+                field(str(len(path)).encode())
+                for p in path:
+                    field(p)
+                field(k)
+                field(v)
+
+    for name in sorted(root):
+        top = root[name]
+        if not isinstance(top, dict):
+            raise GoHelperError(f"the root bucket holds buckets only, not the key {name!r}")
+        h.update(b"B")
+        field(b"1")
+        field(name)
+        field(b"0")
+        bucket([name], top)
+    return h.hexdigest()
 
 
 def replay(

@@ -4,7 +4,7 @@
 //
 //	bbolthelper make    -path P [-page-size N] [-seed S] [-nosync] [-freelist array|map]
 //	                    [-size small|medium|large] [-target-bytes N] [-free-fraction F]
-//	bbolthelper dump    -path P
+//	bbolthelper dump    -path P [-writable] [-churn N]
 //	bbolthelper compact -src P -dst Q [-tx-max-size N] [-page-size N] [-no-sync]
 //	bbolthelper replay  -trace T [-freelist array|hashmap] [-validate]
 //
@@ -315,6 +315,17 @@ type dumpOut struct {
 	Buckets        int      `json:"buckets"`
 	Keys           int      `json:"keys"`
 	FileSize       int64    `json:"file_size"`
+	Tree           treeOut  `json:"tree"`
+}
+
+// treeOut is the root bucket's Stats: page objects of the tree (overflow pages apart).
+type treeOut struct {
+	Branch         int `json:"branch"`
+	BranchOverflow int `json:"branch_overflow"`
+	Leaf           int `json:"leaf"`
+	LeafOverflow   int `json:"leaf_overflow"`
+	InlineBuckets  int `json:"inline_buckets"`
+	Depth          int `json:"depth"`
 }
 
 func writeField(h hash.Hash, b []byte) {
@@ -353,25 +364,18 @@ func walk(h hash.Hash, b *bolt.Bucket, path [][]byte, out *dumpOut) error {
 	})
 }
 
-func cmdDump(args []string) error {
-	fs := flag.NewFlagSet("dump", flag.ExitOnError)
-	path := fs.String("path", "", "database file")
-	_ = fs.Parse(args)
-	info, err := os.Stat(*path)
-	if err != nil {
-		return err
-	}
-	db, err := bolt.Open(*path, 0o644, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		return emit(map[string]string{"open_error": err.Error()})
-	}
-	defer db.Close()
-	out := dumpOut{CheckErrors: []string{}, PageSize: db.Info().PageSize, FileSize: info.Size()}
-	err = db.View(func(tx *bolt.Tx) error {
+// inspect fills out from a view of db: Check's errors, the meta, the content hash, Stats.
+func inspect(db *bolt.DB, out *dumpOut) error {
+	out.CheckErrors = []string{}
+	out.PageSize = db.Info().PageSize
+	out.Buckets, out.Keys = 0, 0
+	err := db.View(func(tx *bolt.Tx) error {
 		for e := range tx.Check() {
 			out.CheckErrors = append(out.CheckErrors, e.Error())
 		}
 		out.FreelistPage, out.FreelistSynced, out.HWM, out.Txid = bolt.InteropMeta(tx)
+		rs := bolt.InteropRootStats(tx)
+		out.Tree = treeOut{rs.BranchPageN, rs.BranchOverflowN, rs.LeafPageN, rs.LeafOverflowN, rs.InlineBucketN, rs.Depth}
 		h := sha256.New()
 		err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			out.Buckets++
@@ -379,7 +383,7 @@ func cmdDump(args []string) error {
 			writeField(h, []byte("1"))
 			writeField(h, name)
 			writeField(h, []byte(strconv.FormatUint(b.Sequence(), 10)))
-			return walk(h, b, [][]byte{name}, &out)
+			return walk(h, b, [][]byte{name}, out)
 		})
 		out.Hash = hex.EncodeToString(h.Sum(nil))
 		return err
@@ -389,6 +393,108 @@ func cmdDump(args []string) error {
 	}
 	st := db.Stats()
 	out.Free, out.Pending = st.FreePageN, st.PendingPageN
+	return nil
+}
+
+type churnOut struct {
+	dumpOut
+	Commits int `json:"commits"`
+}
+
+type dumpResult struct {
+	dumpOut
+	// After churn: bbolt's own write transactions on the file, then the same report.
+	Churn *churnOut `json:"churn,omitempty"`
+}
+
+// churn opens db writable in its own freelist mode and runs n write transactions in a
+// scratch bucket (puts of small and overflow values, deletes), dropping the bucket in the
+// last one, so the file's contents hash as before.
+func churn(path string, synced bool, n int, ps int) (*churnOut, error) {
+	db, err := bolt.Open(path, 0o644, &bolt.Options{NoFreelistSync: !synced, Timeout: 5 * time.Second, NoSync: true})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	m := &maker{rng: rand.New(rand.NewSource(int64(n))), ps: ps}
+	m.junk = make([]byte, 4*ps+4096)
+	m.rng.Read(m.junk)
+	name := []byte("__interop_churn__")
+	var keys [][]byte
+	for t := 0; t < n; t++ {
+		err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(name)
+			if err != nil {
+				return err
+			}
+			for j := 0; j < 40; j++ {
+				k := []byte(fmt.Sprintf("c%06d", m.rng.Intn(1<<16)))
+				size := 1 + m.rng.Intn(100)
+				if j%13 == 0 {
+					size = ps + m.rng.Intn(2*ps)
+				}
+				if err := b.Put(k, m.value(size)); err != nil {
+					return err
+				}
+				keys = append(keys, k)
+			}
+			for j := 0; j < 20 && len(keys) > 0; j++ {
+				i := m.rng.Intn(len(keys))
+				if err := b.Delete(keys[i]); err != nil {
+					return err
+				}
+				keys[i] = keys[len(keys)-1]
+				keys = keys[:len(keys)-1]
+			}
+			if t == n-1 {
+				return tx.DeleteBucket(name)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := &churnOut{Commits: n}
+	if err := inspect(db, &out.dumpOut); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func cmdDump(args []string) error {
+	fs := flag.NewFlagSet("dump", flag.ExitOnError)
+	path := fs.String("path", "", "database file")
+	writable := fs.Bool("writable", false, "open read-write (NoFreelistSync, so the open writes nothing)")
+	churnN := fs.Int("churn", 0, "then run this many bbolt write transactions on the file and report again")
+	_ = fs.Parse(args)
+	info, err := os.Stat(*path)
+	if err != nil {
+		return err
+	}
+	opts := &bolt.Options{ReadOnly: !*writable, NoFreelistSync: *writable, Timeout: 5 * time.Second}
+	db, err := bolt.Open(*path, 0o644, opts)
+	if err != nil {
+		return emit(map[string]string{"open_error": err.Error()})
+	}
+	out := dumpResult{}
+	out.FileSize = info.Size()
+	err = inspect(db, &out.dumpOut)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if *churnN > 0 {
+		if out.Churn, err = churn(*path, out.FreelistSynced, *churnN, out.PageSize); err != nil {
+			return err
+		}
+		if info, err = os.Stat(*path); err != nil {
+			return err
+		}
+		out.Churn.FileSize = info.Size()
+	}
 	return emit(out)
 }
 

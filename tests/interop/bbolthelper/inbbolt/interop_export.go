@@ -189,3 +189,9 @@ func InteropMeta(t *Tx) (freelist uint64, synced bool, hwm uint64, id uint64) {
 	m := t.meta
 	return uint64(m.freelist), m.freelist != pgidNoFreelist, uint64(m.pgid), uint64(m.txid)
 }
+
+// InteropRootStats returns bbolt's page statistics of the whole tree: the root bucket's
+// Stats, which takes in every bucket below it.
+func InteropRootStats(t *Tx) BucketStats {
+	return t.root.Stats()
+}
