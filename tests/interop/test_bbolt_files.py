@@ -172,3 +172,27 @@ def test_a_freelist_of_more_than_0xffff_ids_both_ways(bbolt: ModuleType, tmp_pat
     assert after["check_errors"] == []
     assert after["hash"] == theirs["hash"]
     assert after["free"] == st.free + st.pending > 0xFFFF
+
+
+@pytest.mark.parametrize("nosync", [False, True], ids=["synced-to-none", "nosync-to-bbolt"])
+def test_pagefile_converts_a_bbolt_file_between_freelist_modes(
+    bbolt: ModuleType, tmp_path: Path, nosync: bool
+) -> None:
+    """A commit writes the format PageFile was opened with: a synced bbolt file
+    becomes NoFreelistSync and the other way round, and bbolt reads it so."""
+    path = tmp_path / "theirs.db"
+    bbolt.make(path, page_size=4096, seed=3, nosync=nosync)
+    before = bbolt.dump(path)
+    fmt = "bbolt" if nosync else "none"
+    with PageFile.open(path, freelist_format=fmt, reachable=bbolt_walk.reachable) as pf:
+        for _ in range(3):
+            with pf.update() as tx:
+                start = tx.allocate(2)
+                tx.write(start, b"\xff" * 8192)
+                tx.free(start, 2)
+        st = pf.stats()
+    after = bbolt.dump(path)
+    assert after["freelist_synced"] is nosync
+    assert after["check_errors"] == []
+    assert after["hash"] == before["hash"]
+    assert after["free"] == st.free + st.pending

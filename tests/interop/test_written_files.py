@@ -11,10 +11,14 @@ refused with bbolt's version error, and left byte for byte as it was.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from freelist import PageFile, PageFileStats, registry
 from freelist import bbolt as bbolt_walk
@@ -98,3 +102,61 @@ def test_bbolt_refuses_a_log_file_and_leaves_it_alone(
             bbolt.dump(path, writable=writable)
         assert refused.value.message == "version mismatch"
         assert path.read_bytes() == before
+
+
+def _examples() -> int:
+    thorough = (
+        os.environ.get("FREELIST_THOROUGH")
+        or os.environ.get("FREELIST_HYPOTHESIS_PROFILE") == "thorough"
+        or settings.get_current_profile_name() == "thorough"
+    )
+    return 300 if thorough else 6
+
+
+@settings(max_examples=_examples(), deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    page_size=st.sampled_from([512, 1024, 4096, 65536]),
+    spec=st.sampled_from(registry.builtin_specs()),
+    fmt=st.sampled_from(["bbolt", "none"]),
+    shrink=st.booleans(),
+    commits=st.integers(1, 30),
+    hold=st.integers(0, 4),
+)
+def test_bbolt_reads_random_histories(
+    bbolt: ModuleType,
+    *,
+    seed: int,
+    page_size: int,
+    spec: str,
+    fmt: str,
+    shrink: bool,
+    commits: int,
+    hold: int,
+) -> None:
+    """Random tree histories, with a reader held open across ``hold`` commits now and
+    then (its snapshot keeps freed pages pending, and they are written as such)."""
+    writer = TreeWriter(page_size, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "ours.db")
+        with PageFile.open(
+            path, freelist=spec, freelist_format=fmt, shrink=shrink, page_size=page_size
+        ) as pf:
+            reader = None
+            for i in range(commits):
+                if hold and reader is None and i % (hold + 1) == 0:
+                    reader = pf.begin(False)
+                with pf.update() as tx:
+                    writer.mutate()
+                    writer.flush(tx)
+                if reader is not None and i % (hold + 1) == hold:
+                    reader.rollback()
+                    reader = None
+            if reader is not None:
+                reader.rollback()
+            stats = pf.stats()
+        got = bbolt.dump(path)
+        assert got["check_errors"] == []
+        assert got["hash"] == bbolt.content_hash(writer.tree())
+        assert (got["free"], got["pending"]) == (stats.free + stats.pending, 0)
+        assert got["hwm"] == stats.hwm
