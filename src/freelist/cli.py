@@ -1,4 +1,4 @@
-"""The ``freelist`` command line: compare, trace, replay, check, inspect.
+"""The ``freelist`` command line: compare, trace, replay, check, inspect, compact.
 
 ``freelist compare`` is the main job: it generates the seed scenario at
 several free-list sizes, replays it on a set of freelists (by default the
@@ -12,6 +12,7 @@ the output is plain text.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -20,10 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, filemap, filetools, registry
+from . import __version__, bbolt, filemap, filetools, registry
+from . import compact as compacting
 from .errors import FreelistError, InvalidArgumentError
 from .fromfile import FileChurn, churn_from_file
 from .hashmap import POLICIES
+from .pagefile import PageFile
 from .protocol import Freelist
 from .trace import SCENARIOS, ReplayResult, generate, read, replay
 
@@ -181,7 +184,109 @@ def _build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_replay)
 
     filetools.add_commands(sub)
+    _add_compact_command(sub)
     return parser
+
+
+def _add_compact_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``compact`` subcommand (see :func:`_cmd_compact`)."""
+    text = (
+        "give a bbolt file's free space back: move its live pages down in place, a "
+        "crash-safe commit at a time, and cut the tail (or with DST: write a compacted copy)"
+    )
+    cp = sub.add_parser("compact", help=text, description=text)
+    cp.add_argument("file", metavar="FILE", help="a bbolt database (compacted in place)")
+    cp.add_argument(
+        "dst",
+        metavar="DST",
+        nargs="?",
+        help="write a compacted copy to this new file instead; FILE is only read",
+    )
+    cp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would move and what would be given back; change nothing",
+    )
+    cp.add_argument(
+        "--batch",
+        type=_positive,
+        default=compacting.DEFAULT_BATCH,
+        metavar="PAGES",
+        help="pages rewritten per commit at most (default %(default)s)",
+    )
+    cp.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the lock")
+    cp.add_argument("--json", action="store_true", help="print the result as JSON")
+    cp.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr (none when not a tty)"
+    )
+    cp.set_defaults(func=_cmd_compact)
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    """``freelist compact``: in place, a copy, or a dry run; 1 when the file is damaged."""
+    show = not args.no_progress and sys.stderr.isatty()
+    name = os.path.basename(args.file)
+    try:
+        if args.dry_run:
+            with PageFile.open(
+                args.file, readonly=True, reachable=bbolt.reachable, timeout=args.timeout
+            ) as pf:
+                problems = pf.check(bbolt.reachable)
+                if problems:
+                    raise compacting.DamagedFileError(args.file, problems)
+                plan = compacting.plan(pf)
+            info: dict[str, Any] = {"dry_run": True, **dataclasses.asdict(plan)}
+            text = (
+                f"{args.file}: would move {plan.move_pages:,} page(s) ({plan.move_objects:,} "
+                f"object(s)) below page {plan.target_pages:,} and give back about "
+                f"{plan.gives_back_bytes:,} bytes ({plan.file_size:,} -> about "
+                f"{plan.target_pages * plan.page_size:,} bytes)"
+            )
+        elif args.dst:
+            with filetools._Progress(f"{name}: copying") as bar:
+                done = compacting.compact_copy(
+                    args.file,
+                    args.dst,
+                    timeout=args.timeout,
+                    on_page=bar.advance if show else None,
+                )
+            info = {"dry_run": False, **dataclasses.asdict(done)}
+            text = (
+                f"{args.dst}: a compacted copy of {args.file}, {done.size_after:,} bytes "
+                f"({done.hwm_after:,} pages; the original has {done.size_before:,} bytes)"
+            )
+        else:
+            with filetools._Progress(f"{name}: compacting") as bar:
+
+                def tick(_commits: int, moved: int, _total: int) -> None:
+                    bar.total = max(_total, moved)
+                    bar.advance(moved - bar.done)
+
+                done = compacting.compact_file(
+                    args.file,
+                    batch=args.batch,
+                    timeout=args.timeout,
+                    on_commit=tick if show else None,
+                )
+            info = {"dry_run": False, **dataclasses.asdict(done)}
+            info["gave_back_bytes"] = done.gave_back_bytes
+            text = (
+                f"{args.file}: {done.commits} commit(s), moved {done.moved_pages:,} page(s) "
+                f"(rewrote {done.rewritten_pages:,}), {done.size_before:,} -> "
+                f"{done.size_after:,} bytes, gave back {done.gave_back_bytes:,}"
+                if done.commits
+                else f"{args.file}: already compact; nothing to move, no commit"
+            )
+    except compacting.DamagedFileError as e:
+        if args.json:
+            print(json.dumps({"file": args.file, "problems": e.problems}, indent=1))
+        else:
+            print(f"{args.file}: refused, the file has problems (nothing changed):")
+            for p in e.problems:
+                print(f"  {p}")
+        return 1
+    print(json.dumps(info, indent=1) if args.json else text)
+    return 0
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:

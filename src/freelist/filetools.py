@@ -6,7 +6,8 @@ to find the pages in use, which a file without a synced freelist needs; the
 default ``auto`` walks when the root page looks like a bbolt tree page.
 
 ``inspect`` reports the metas, the free runs, the pages by kind, what a
-compacted copy would need and the free tail; ``--plot map.png`` draws where the
+compacted copy would need, what ``freelist compact`` would move and give back
+in place, and the free tail; ``--plot map.png`` draws where the
 pages are (see :mod:`freelist.filemap`).  :func:`scan_file` does the work in
 one pass over the tree and the free runs, with memory bounded by the map's
 cells (not by the file's size).  A pass that lasts more than a moment shows a
@@ -475,6 +476,33 @@ class FileScan:
             tree = self.in_use - 2 - self.freelist_pages
         return 2 + tree + (1 if self.synced else 0)
 
+    def in_place(self) -> dict[str, int]:
+        """What ``freelist compact FILE`` would do in place, estimated from the
+        map: the pages in use (tree pages, or pages ``used`` without a walk)
+        that lie at or past the compacted size and must move down
+        (``move_pages``; exact when the map has a cell a page, else counted
+        a cell at a time), and the bytes given back (the file past the
+        compacted size).  The pages naming the last pages moved may leave a
+        few holes, so the result can be a few pages longer.
+
+        Runtime complexity: O(cells * kinds).
+        """
+        target = self.compacted_pages
+        pm = self.map
+        kinds = ("branch", "leaf", "overflow", "used")
+        move = 0
+        if pm.cells:
+            first = min(target // pm.per, pm.cells)
+            for c in range(first, pm.cells):
+                counts = pm.counts(c)
+                n = sum(counts.get(k, 0) for k in kinds)
+                if c == first:  # the cell the target falls in: its share past it
+                    past = c * pm.per + pm.cell_pages(c) - target
+                    n = min(n, max(0, past))
+                move += n
+        back = max(0, self.file_size - target * self.page_size)
+        return {"move_pages": move, "gives_back_bytes": back}
+
     def report(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict: pages by kind, in use, compacted
         copy (pages, bytes, and the bytes and share of the file it gives back),
@@ -495,6 +523,7 @@ class FileScan:
                 "gives_back_bytes": back,
                 "gives_back_share": round(back / self.file_size, 4) if self.file_size else 0.0,
             },
+            "compact_in_place": self.in_place(),
             "free_tail": {
                 "pages": self.free_tail,
                 "bytes": self.free_tail * ps,
@@ -720,6 +749,11 @@ def _print_inspect(info: dict[str, Any]) -> None:
     print(
         f"  a compacted copy needs about {c['pages']:,} pages ({_size(c['bytes'])}), "
         f"giving back {_size(c['gives_back_bytes'])}, {c['gives_back_share']:.0%} of the file"
+    )
+    ip = info["compact_in_place"]
+    print(
+        f"  freelist compact (in place) moves about {ip['move_pages']:,} pages and gives back "
+        f"about {_size(ip['gives_back_bytes'])}"
     )
     t = info["free_tail"]
     past = (
