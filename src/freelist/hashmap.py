@@ -157,19 +157,18 @@ class HashmapFreelist(SharedFreelist):
     about the same per run, plus the page map.
     """
 
+    # This class is the run table both policies share (the table, its spill,
+    # the long-run index, merging, the checks); each policy is a subclass with
+    # its own index of the runs: _BestFitHashmap (best fit and bbolt's rule)
+    # and _FirstFitHashmap.  HashmapFreelist(...) makes the policy's subclass.
     __slots__ = (
         "_free",
-        "_fronts",
         "_grow_at",
-        "_heaps",
         "_large",
         "_lim",
-        "_live",
         "_nruns",
         "_policy",
         "_recheck",
-        "_rng",
-        "_sizes",
         "_spill",
         "_tab",
     )
@@ -187,10 +186,6 @@ class HashmapFreelist(SharedFreelist):
     _recheck: int
     #: the number of free runs.
     _nruns: int
-    _heaps: dict[int, list[int]]
-    _fronts: dict[int, list[int]]
-    _live: dict[int, int]
-    _sizes: list[int]
     _large: SortedList
     _free: int
 
@@ -201,17 +196,22 @@ class HashmapFreelist(SharedFreelist):
         policy: Policy = "best-fit",
         seed: int = 0,  # noqa: ARG004
     ) -> HashmapFreelist:
-        # First fit keeps its own index in place of the size heaps: a subclass
-        # with its own hooks, so best fit's hot path pays nothing for it.
-        if policy == "first-fit" and cls is HashmapFreelist:
-            return object.__new__(_FirstFitHashmap)
-        return object.__new__(cls)
+        # Each policy is a subclass with its own index of the runs and its own
+        # _take and _put, so neither hot path pays for the other's index.
+        if cls is not HashmapFreelist:
+            return object.__new__(cls)
+        return object.__new__(_FirstFitHashmap if policy == "first-fit" else _BestFitHashmap)
 
-    def __init__(self, ids: Iterable[int] = (), *, policy: Policy = "best-fit", seed: int = 0):
+    def __init__(
+        self,
+        ids: Iterable[int] = (),
+        *,
+        policy: Policy = "best-fit",
+        seed: int = 0,  # noqa: ARG002 - bbolt's rule's (see _BestFitHashmap)
+    ):
         if policy not in POLICIES:
             raise InvalidArgumentError(f"policy must be one of {POLICIES}, got {policy!r}")
         self._policy: Policy = policy
-        self._rng = random.Random(seed)
         super().__init__(ids)
 
     def __repr__(self) -> str:
@@ -249,22 +249,25 @@ class HashmapFreelist(SharedFreelist):
         # Built from runs: no pass over every id where the source has runs.
         self._init_runs(runs())
 
+    # The policy's hooks: its index of the runs.
+
     def _init_runs(self, chunks: RunChunks) -> None:
         """Replace the free set with the runs of ``chunks``: sorted, disjoint,
-        maximal runs as ``(starts, lengths)`` list pairs, a chunk at a time.
-        Loops in C: the table filled through maps of its ``__setitem__``, and
-        one append per run to its size's front through a defaultdict."""
-        grouped: defaultdict[int, list[int]] = defaultdict(list)
-        group = grouped.__getitem__
-        for starts, lens in self._init_table(chunks):
-            any(map(list.append, map(group, lens), starts))
-        fronts = dict(grouped)
-        for front in fronts.values():
-            front.reverse()  # starts arrived ascending: each front is descending
-        self._heaps = {}  # made when a size first needs one
-        self._fronts = fronts
-        self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
-        self._sizes = sorted(fronts)
+        maximal runs as ``(starts, lengths)`` list pairs, a chunk at a time
+        (the policy builds its index beside :meth:`_init_table`)."""
+        raise NotImplementedError
+
+    def _index_lone(self, s: int, n: int) -> None:
+        """Index a new run ``(s, n)`` that touches no other run."""
+        raise NotImplementedError
+
+    def _grown(self, old: int) -> None:
+        """The run table grew from ``old`` pages to ``_lim`` (see :meth:`_fit`);
+        the spilled entries below ``_lim`` moved into it."""
+
+    def _check_index(self) -> None:
+        """Assert the policy's index of the runs."""
+        raise NotImplementedError
 
     def _init_table(self, chunks: RunChunks) -> Iterator[tuple[list[int], list[int]]]:
         """Build the run table, its spill, the long-run index and the free
@@ -361,6 +364,7 @@ class HashmapFreelist(SharedFreelist):
         self._lim = new
         for p in [p for p in spill if p < new]:
             tab[p] = spill.pop(p)
+        self._grown(lim)
 
     def _start_at(self, p: int) -> int:
         """The size of the free run that starts at page ``p``, 0 if none."""
@@ -407,6 +411,251 @@ class HashmapFreelist(SharedFreelist):
                 fm[s:size] = ones * (size - s)
             else:
                 break
+
+    def _put1(self, s: int, n: int) -> None:
+        # One run given back touching no free run (the usual one-run commit):
+        # _put without its loop and merging; otherwise _put.
+        e = s + n
+        lim = self._lim
+        if e < lim:
+            tab = self._tab
+            if tab[s] or tab[e]:
+                self._put(((s, n, 0),))
+                return
+            tab[s] = n
+            tab[e] = -n
+        else:
+            # Past the table: _put when the run straddles it, touches a run,
+            # or may make the table grow (see _fit).
+            spill = self._spill
+            if (
+                s < lim
+                or s in spill
+                or e in spill
+                or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at)
+            ):
+                self._put(((s, n, 0),))
+                return
+            spill[s] = n
+            spill[e] = -n
+        self._index_lone(s, n)
+        if n > _SMALL:
+            self._large.add(e)
+        self._free += n
+        self._nruns += 1
+
+    def _take_past(self, a: int, n: int, k: int) -> None:
+        """Update the entries of the run ``(a, k)`` that ends past the table
+        when its first ``n`` pages are taken, entry by entry in the table or
+        the spill (its start, if spilled, was popped by the caller).  The
+        slow path of both policies' ``_take``."""
+        tab, lim, spill = self._tab, self._lim, self._spill
+        end = a + k
+        if a < lim:
+            tab[a] = 0
+        if k == n:
+            del spill[end]
+        else:
+            if a + n < lim:
+                tab[a + n] = k - n
+            else:
+                spill[a + n] = k - n
+            spill[end] = n - k
+
+    def _merge_past(self, s: int, e: int) -> tuple[int, int]:
+        """Write the entries of a run ``[s, e)`` given back past the table,
+        merged with the run that ends at ``s`` and the run that starts at
+        ``e``, entry by entry in the table or the spill (the table may grow
+        first, see :meth:`_fit`); the sizes of the two runs merged (0: none).
+        The slow path of both policies' ``_put``."""
+        c = self._recheck - 1
+        if c <= 0 or (e <= 2 * self._lim + _TAB_ROOM and e < self._grow_at):
+            self._fit(e)
+        else:
+            self._recheck = c
+        tab, lim, spill = self._tab, self._lim, self._spill
+        if s < lim:
+            psz = -tab[s]
+            if psz:
+                tab[s] = 0
+        else:
+            psz = -spill.pop(s, 0)
+        if e < lim:
+            nsz = tab[e]
+            if nsz:
+                tab[e] = 0
+        else:
+            nsz = spill.pop(e, 0)
+        f = s - psz
+        g = e + nsz
+        size = g - f
+        if f < lim:
+            tab[f] = size
+        else:
+            spill[f] = size
+        if g < lim:
+            tab[g] = -size
+        else:
+            spill[g] = -size
+        return psz, nsz
+
+    def _any_start(self, lo: int, hi: int) -> bool:
+        """Whether a free run starts at a page of ``lo .. hi-1``."""
+        lim = self._lim
+        if lo < lim:
+            tab = self._tab
+            if hi - lo == 1:
+                if tab[lo] > 0:
+                    return True
+            elif any(map(operator.lt, itertools.repeat(0), tab[lo : min(hi, lim)])):
+                return True
+            if hi <= lim:
+                return False
+            lo = lim
+        spill = self._spill
+        if not spill:
+            return False
+        if hi - lo == 1:
+            return spill.get(lo, 0) > 0
+        zeros = itertools.repeat(0)
+        return any(map(operator.lt, zeros, map(spill.get, range(lo, hi), zeros)))
+
+    def _overlaps_free(self, start: int, n: int) -> bool:
+        tab = self._tab
+        lim = self._lim
+        spill = self._spill
+        # The nearest run starting at start-1, start-2 or start-3 decides whether
+        # a run covers `start` from the left: runs never overlap, so nothing
+        # before it can reach `start`.  Only when none starts there can a long
+        # run (more than _SMALL = 4 pages) cover it, which the index answers.
+        for d in (1, 2, 3):
+            p = start - d
+            v = spill.get(p, 0) if p >= lim else tab[p] if p >= 0 else 0
+            if v > 0:  # (a negative entry is an end)
+                if v > d:
+                    return True
+                break
+        else:
+            # No run starts in the three pages before `start`: a run starting
+            # inside the range, or a long run, may cover it.
+            if n == 1:
+                if (spill.get(start, 0) if start >= lim else tab[start]) > 0:
+                    return True
+            elif self._any_start(start, start + n):
+                return True
+            # The first long run ending after `start` (SortedList's own lists,
+            # bisected in C).
+            large = self._large
+            maxes = large._maxes
+            if maxes:
+                pos = bisect_right(maxes, start)
+                if pos < len(maxes):
+                    sub = large._lists[pos]
+                    e = sub[bisect_right(sub, start)]
+                    # (the entry at an end is minus the run's length)
+                    return bool((spill[e] if e >= lim else tab[e]) + e < start + n)
+            return False
+        if n == 1:
+            return (spill.get(start, 0) if start >= lim else tab[start]) > 0
+        return self._any_start(start, start + n)
+
+    def free_page_ids(self) -> list[int]:
+        """The free page ids, sorted ascending, as a new list.
+
+        Runtime complexity: O(F + T + S' log S'), T the length of the run
+        table (a small multiple of S), S' the runs past it.
+        """
+        out: list[int] = []
+        for s, n in self.free_spans():
+            out.extend(range(s, s + n))
+        return out
+
+    def free_spans(self) -> list[tuple[int, int]]:
+        """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
+
+        Runtime complexity: O(T + S' log S'), T the length of the run table (a
+        small multiple of S, read in C), S' the runs that start past it.
+        """
+        tab = self._tab
+        starts = list(
+            itertools.compress(range(len(tab)), map(operator.lt, itertools.repeat(0), tab))
+        )
+        out = list(zip(starts, map(tab.__getitem__, starts), strict=True))
+        if self._spill:
+            out.extend(sorted(item for item in self._spill.items() if item[1] > 0))
+        return out
+
+    def _check_storage(self) -> None:
+        tab, lim = self._tab, self._lim
+        assert len(tab) == lim, "the table's bound is not its length"
+        spans = self.free_spans()
+        total = 0
+        prev_end = -1
+        for s, n in spans:
+            assert type(s) is int and type(n) is int
+            assert n >= 1 and s >= 2 and s + n - 1 <= MAX_ID, (s, n)
+            assert self._end_at(s + n) == n, f"no end entry for run {s}+{n}"
+            assert s > prev_end, f"run at {s} touches or overlaps the previous run (unmerged)"
+            prev_end = s + n
+            total += n
+        # Every entry is a run's, and every run has its two: the table and the
+        # spill are exactly what the runs make them.
+        want = [0] * lim
+        spill: dict[int, int] = {}
+        for s, n in spans:
+            if s < lim:
+                want[s] = n
+            else:
+                spill[s] = n
+            if s + n < lim:
+                want[s + n] = -n
+            else:
+                spill[s + n] = -n
+        assert tab == want, "the run table holds an entry of no run"
+        assert self._spill == spill, "the spilled entries are not the runs'"
+        assert self._recheck > 0, "the bound's countdown ran out"
+        assert len(spans) == self.span_count, "run count is wrong"
+        assert total == self._free, f"free count {self._free} != {total}"
+        self._check_index()
+
+
+class _BestFitHashmap(HashmapFreelist):
+    """``HashmapFreelist(policy="best-fit")`` and ``policy="bbolt"``: the runs
+    indexed by size (see the module docs).
+
+    Each size keeps its runs' starts in a descending stack (``_fronts``) and a
+    heap (``_heaps``, made when a run comes back above the stack's lowest);
+    entries of runs merged or taken since are stale, recognised by the run
+    table, and compacted away when they pass twice the size's live runs
+    (``_live``); ``_sizes`` is the sorted list of the sizes present.
+    """
+
+    __slots__ = ("_fronts", "_heaps", "_live", "_rng", "_sizes")
+
+    _heaps: dict[int, list[int]]
+    _fronts: dict[int, list[int]]
+    _live: dict[int, int]
+    _sizes: list[int]
+
+    def __init__(self, ids: Iterable[int] = (), *, policy: Policy = "best-fit", seed: int = 0):
+        #: bbolt's rule picks a larger size at random, from a seeded generator.
+        self._rng = random.Random(seed)
+        super().__init__(ids, policy=policy, seed=seed)
+
+    def _init_runs(self, chunks: RunChunks) -> None:
+        # Loops in C: the table filled through maps of its ``__setitem__``, and
+        # one append per run to its size's front through a defaultdict.
+        grouped: defaultdict[int, list[int]] = defaultdict(list)
+        group = grouped.__getitem__
+        for starts, lens in self._init_table(chunks):
+            any(map(list.append, map(group, lens), starts))
+        fronts = dict(grouped)
+        for front in fronts.values():
+            front.reverse()  # starts arrived ascending: each front is descending
+        self._heaps = {}  # made when a size first needs one
+        self._fronts = fronts
+        self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
+        self._sizes = sorted(fronts)
 
     def _unlink_size(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
@@ -605,93 +854,6 @@ class HashmapFreelist(SharedFreelist):
         self._free += added
         self._nruns = runs
 
-    def _put1(self, s: int, n: int) -> None:
-        # One run given back touching no free run (the usual one-run commit):
-        # _put without its loop and merging; otherwise _put.
-        e = s + n
-        lim = self._lim
-        if e < lim:
-            tab = self._tab
-            if tab[s] or tab[e]:
-                self._put(((s, n, 0),))
-                return
-            tab[s] = n
-            tab[e] = -n
-        else:
-            # Past the table: _put when the run straddles it, touches a run,
-            # or may make the table grow (see _fit).
-            spill = self._spill
-            if (
-                s < lim
-                or s in spill
-                or e in spill
-                or (e <= 2 * lim + _TAB_ROOM and e < self._grow_at)
-            ):
-                self._put(((s, n, 0),))
-                return
-            spill[s] = n
-            spill[e] = -n
-        self._index_lone(s, n)
-        if n > _SMALL:
-            self._large.add(e)
-        self._free += n
-        self._nruns += 1
-
-    def _take_past(self, a: int, n: int, k: int) -> None:
-        """Update the entries of the run ``(a, k)`` that ends past the table
-        when its first ``n`` pages are taken, entry by entry in the table or
-        the spill (its start, if spilled, was popped by the caller).  The
-        slow path of both policies' ``_take``."""
-        tab, lim, spill = self._tab, self._lim, self._spill
-        end = a + k
-        if a < lim:
-            tab[a] = 0
-        if k == n:
-            del spill[end]
-        else:
-            if a + n < lim:
-                tab[a + n] = k - n
-            else:
-                spill[a + n] = k - n
-            spill[end] = n - k
-
-    def _merge_past(self, s: int, e: int) -> tuple[int, int]:
-        """Write the entries of a run ``[s, e)`` given back past the table,
-        merged with the run that ends at ``s`` and the run that starts at
-        ``e``, entry by entry in the table or the spill (the table may grow
-        first, see :meth:`_fit`); the sizes of the two runs merged (0: none).
-        The slow path of both policies' ``_put``."""
-        c = self._recheck - 1
-        if c <= 0 or (e <= 2 * self._lim + _TAB_ROOM and e < self._grow_at):
-            self._fit(e)
-        else:
-            self._recheck = c
-        tab, lim, spill = self._tab, self._lim, self._spill
-        if s < lim:
-            psz = -tab[s]
-            if psz:
-                tab[s] = 0
-        else:
-            psz = -spill.pop(s, 0)
-        if e < lim:
-            nsz = tab[e]
-            if nsz:
-                tab[e] = 0
-        else:
-            nsz = spill.pop(e, 0)
-        f = s - psz
-        g = e + nsz
-        size = g - f
-        if f < lim:
-            tab[f] = size
-        else:
-            spill[f] = size
-        if g < lim:
-            tab[g] = -size
-        else:
-            spill[g] = -size
-        return psz, nsz
-
     def _index_lone(self, s: int, n: int) -> None:
         """Index a new run ``(s, n)`` that touches no other run by its size
         (first fit: by its start)."""
@@ -711,125 +873,6 @@ class HashmapFreelist(SharedFreelist):
             live[n] = c
             if len(front) + len(heap or ()) > 2 * c + 16:
                 self._compact(n)
-
-    def _any_start(self, lo: int, hi: int) -> bool:
-        """Whether a free run starts at a page of ``lo .. hi-1``."""
-        lim = self._lim
-        if lo < lim:
-            tab = self._tab
-            if hi - lo == 1:
-                if tab[lo] > 0:
-                    return True
-            elif any(map(operator.lt, itertools.repeat(0), tab[lo : min(hi, lim)])):
-                return True
-            if hi <= lim:
-                return False
-            lo = lim
-        spill = self._spill
-        if not spill:
-            return False
-        if hi - lo == 1:
-            return spill.get(lo, 0) > 0
-        zeros = itertools.repeat(0)
-        return any(map(operator.lt, zeros, map(spill.get, range(lo, hi), zeros)))
-
-    def _overlaps_free(self, start: int, n: int) -> bool:
-        tab = self._tab
-        lim = self._lim
-        spill = self._spill
-        # The nearest run starting at start-1, start-2 or start-3 decides whether
-        # a run covers `start` from the left: runs never overlap, so nothing
-        # before it can reach `start`.  Only when none starts there can a long
-        # run (more than _SMALL = 4 pages) cover it, which the index answers.
-        for d in (1, 2, 3):
-            p = start - d
-            v = spill.get(p, 0) if p >= lim else tab[p] if p >= 0 else 0
-            if v > 0:  # (a negative entry is an end)
-                if v > d:
-                    return True
-                break
-        else:
-            # No run starts in the three pages before `start`: a run starting
-            # inside the range, or a long run, may cover it.
-            if n == 1:
-                if (spill.get(start, 0) if start >= lim else tab[start]) > 0:
-                    return True
-            elif self._any_start(start, start + n):
-                return True
-            # The first long run ending after `start` (SortedList's own lists,
-            # bisected in C).
-            large = self._large
-            maxes = large._maxes
-            if maxes:
-                pos = bisect_right(maxes, start)
-                if pos < len(maxes):
-                    sub = large._lists[pos]
-                    e = sub[bisect_right(sub, start)]
-                    # (the entry at an end is minus the run's length)
-                    return bool((spill[e] if e >= lim else tab[e]) + e < start + n)
-            return False
-        if n == 1:
-            return (spill.get(start, 0) if start >= lim else tab[start]) > 0
-        return self._any_start(start, start + n)
-
-    def free_page_ids(self) -> list[int]:
-        """The free page ids, sorted ascending, as a new list.
-
-        Runtime complexity: O(F + T + S' log S'), T the length of the run
-        table (a small multiple of S), S' the runs past it.
-        """
-        out: list[int] = []
-        for s, n in self.free_spans():
-            out.extend(range(s, s + n))
-        return out
-
-    def free_spans(self) -> list[tuple[int, int]]:
-        """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
-
-        Runtime complexity: O(T + S' log S'), T the length of the run table (a
-        small multiple of S, read in C), S' the runs that start past it.
-        """
-        tab = self._tab
-        starts = list(
-            itertools.compress(range(len(tab)), map(operator.lt, itertools.repeat(0), tab))
-        )
-        out = list(zip(starts, map(tab.__getitem__, starts), strict=True))
-        if self._spill:
-            out.extend(sorted(item for item in self._spill.items() if item[1] > 0))
-        return out
-
-    def _check_storage(self) -> None:
-        tab, lim = self._tab, self._lim
-        assert len(tab) == lim, "the table's bound is not its length"
-        spans = self.free_spans()
-        total = 0
-        prev_end = -1
-        for s, n in spans:
-            assert type(s) is int and type(n) is int
-            assert n >= 1 and s >= 2 and s + n - 1 <= MAX_ID, (s, n)
-            assert self._end_at(s + n) == n, f"no end entry for run {s}+{n}"
-            assert s > prev_end, f"run at {s} touches or overlaps the previous run (unmerged)"
-            prev_end = s + n
-            total += n
-        # Every entry is a run's, and every run has its two: the table and the
-        # spill are exactly what the runs make them.
-        want = [0] * lim
-        spill: dict[int, int] = {}
-        for s, n in spans:
-            if s < lim:
-                want[s] = n
-            else:
-                spill[s] = n
-            if s + n < lim:
-                want[s + n] = -n
-            else:
-                spill[s + n] = -n
-        assert tab == want, "the run table holds an entry of no run"
-        assert self._spill == spill, "the spilled entries are not the runs'"
-        assert self._recheck > 0, "the bound's countdown ran out"
-        assert len(spans) == self.span_count, "run count is wrong"
-        assert total == self._free, f"free count {self._free} != {total}"
-        self._check_index()
 
     def _check_index(self) -> None:
         """Assert the policy's index of the runs (best fit: sizes and heaps)."""
@@ -857,36 +900,65 @@ class HashmapFreelist(SharedFreelist):
 
 # --- first fit -------------------------------------------------------------------
 
-#: Target number of runs per block of the first-fit index: a block splits in two
-#: above twice this many runs and merges with a neighbour below a quarter of it.
+#: Target number of runs per block of the first-fit index of spilled runs: a
+#: block splits in two above twice this many runs and merges with a neighbour
+#: below a quarter of it.
 _FF_LOAD = 512
 
-#: _FF_FIND[n] (1 <= n <= 255) matches the first byte >= n of a block's capped
-#: run lengths: the scan for the first run that fits runs in C.
+#: _FF_FIND[n] (1 <= n <= 255) matches the first byte >= n of capped run
+#: lengths: the scan for the first run that fits runs in C.
 _FF_FIND = [re.compile(b"[\\x%02x-\\xff]" % max(k, 1)) for k in range(256)]
 _FF_BIG = re.compile(b"\\xff")
 
 
-class _FirstFitHashmap(HashmapFreelist):
-    """``HashmapFreelist(policy="first-fit")``: the array's choices in O(log S).
+def _bucket_maxes(buf: bytearray) -> bytearray:
+    """The largest byte of each 256 bytes of ``buf`` (the last group may be shorter)."""
+    size = len(buf)
+    return bytearray(
+        map(max, map(buf.__getitem__, map(slice, range(0, size, 256), range(256, size + 256, 256))))
+    )
 
-    The span maps are the best-fit hashmap's; in place of the size heaps the
-    runs are kept ordered by start in blocks (the way ``sortedcontainers``
-    keeps a sorted list), each block as a list of starts, a parallel
-    ``bytearray`` of the run lengths capped at 255, and its longest run; a
-    binary max-tree over the blocks' longest runs finds the first block that
-    holds a run of ``n`` pages, and a compiled byte-class search finds the
-    first such run in it.  A block's recorded longest run is an upper bound:
-    allocating from a run leaves it, and a search that finds no fitting run in
-    the block lowers it to the truth and searches again (the repair is paid
-    for by the allocations that made the bound stale).
+
+class _FirstFitHashmap(HashmapFreelist):
+    """``HashmapFreelist(policy="first-fit")``: the array's choices, no
+    bisection per run given back.
+
+    The runs that start in the run table are indexed by one byte per page of
+    the table (``_pb``): the run's length capped at 255 where a run starts, 0
+    elsewhere.  Above it, ``_b1`` holds a byte per bucket of 256 pages and
+    ``_b2`` a byte per group of 256 buckets, each an upper bound of the bytes
+    below it.  A run given back sets its start's byte and raises the two
+    bounds when they are lower (two comparisons, no search); a run taken
+    clears its byte and leaves the bounds.  An allocation of ``n`` pages
+    searches the groups, then the buckets of the first group, then the pages
+    of the first bucket whose bound is at least ``n`` for the first byte that
+    large (each a compiled byte-class search, in C), from ``_low``, below
+    which no run starts; a bound found stale (no byte that large under it)
+    is lowered to the truth, paid for by the allocations that made it stale.
+    A one-page allocation takes the lowest run and moves ``_low`` past it.
+
+    The runs that start past the table (a sparse file's, in its spill) are
+    kept ordered by start in blocks (the way ``sortedcontainers`` keeps a
+    sorted list), each block as a list of starts, a parallel ``bytearray`` of
+    the run lengths capped at 255, and its longest run; a binary max-tree
+    over the blocks' longest runs finds the first block that holds a run of
+    ``n`` pages.  A block's recorded longest run is an upper bound, lowered
+    the same way.  Every run in the table starts below every spilled run, so
+    an allocation looks past the table only when no run in it fits.
     """
 
-    __slots__ = ("_bl", "_bmin", "_bs", "_down", "_hi", "_lo", "_lv")
+    __slots__ = ("_b1", "_b2", "_bl", "_bmin", "_bs", "_down", "_hi", "_lo", "_low", "_lv", "_pb")
 
-    #: run starts by block, ascending.
+    #: a byte per page of the run table: min(n, 255) where a run of n pages starts.
+    _pb: bytearray
+    #: a byte per 256 pages of _pb, a byte per 256 bytes of _b1: upper bounds.
+    _b1: bytearray
+    _b2: bytearray
+    #: no run starts in the table below this page.
+    _low: int
+    #: spilled run starts by block, ascending.
     _bs: list[list[int]]
-    #: run lengths by block, capped at 255, parallel to _bs.
+    #: their lengths by block, capped at 255, parallel to _bs.
     _bl: list[bytearray]
     #: first start of each block, for bisection.
     _bmin: list[int]
@@ -899,17 +971,22 @@ class _FirstFitHashmap(HashmapFreelist):
     _lo: int
 
     def _init_runs(self, chunks: RunChunks) -> None:
-        # The run table, its spill and the long-run index as best fit's.
+        # The run table, its spill and the long-run index as best fit's; the
+        # byte map from the starts in the table, the blocks from the others.
         starts: list[int] = []
         caps = bytearray()
         for chunk, lens in self._init_table(chunks):
             starts += chunk
             caps += bytes(map(min, lens, itertools.repeat(255)))
-        # best fit's size index is not used
-        self._heaps = {}
-        self._fronts = {}
-        self._live = {}
-        self._sizes = []
+        lim = self._lim
+        i = bisect_left(starts, lim)
+        pb = bytearray(lim)
+        any(map(pb.__setitem__, starts[:i], caps[:i]))
+        self._pb = pb
+        self._b1 = _bucket_maxes(pb)
+        self._b2 = _bucket_maxes(self._b1)
+        self._low = starts[0] if i else lim
+        del starts[:i], caps[:i]
         load = _FF_LOAD
         self._hi = 2 * load
         self._lo = max(1, load // 4)
@@ -922,7 +999,84 @@ class _FirstFitHashmap(HashmapFreelist):
         self._bmin = [blk[0] for blk in self._bs]
         self._build([self._block_max(b) for b in range(len(self._bs))])
 
-    # The index ---------------------------------------------------------------
+    # The byte map of the runs in the table -------------------------------------
+
+    def _near_set(self, s: int, n: int) -> None:
+        """A run of ``n`` pages starts at table page ``s``: its byte and bounds."""
+        c = n if n < 255 else 255
+        self._pb[s] = c
+        i = s >> 8
+        b1 = self._b1
+        if b1[i] < c:
+            b1[i] = c
+            i >>= 8
+            self._b2[i] = max(self._b2[i], c)
+        self._low = min(self._low, s)
+
+    def _near_find(self, c: int, b: int) -> int:
+        """The lowest table page in bucket ``b`` (256 pages) or after whose
+        byte is at least ``c`` (1 .. 255), or -1.  A bound found stale on the
+        way (no byte of ``c`` or more under it) is lowered to ``c - 1``:
+        still an upper bound, exact for one-page searches (the most), and
+        O(1) where the true maximum costs a pass over its 256 bytes; each
+        lowering undoes part of a raise, so their number is bounded by the
+        raises'."""
+        search = _FF_FIND[c].search
+        pb, b1, b2 = self._pb, self._b1, self._b2
+        nb = len(b1)
+        while b < nb:
+            g = b >> 8
+            m = search(b1, b, (g + 1) << 8) if b & 255 else None
+            if m is None:
+                # the groups from b's (b starts one) or the next
+                m = search(b2, g + 1 if b & 255 else g)
+                if m is None:
+                    return -1
+                g = m.start()
+                m = search(b1, g << 8, (g + 1) << 8)
+                if m is None:  # a stale group bound
+                    b2[g] = c - 1
+                    b = (g + 1) << 8
+                    continue
+            b = m.start()
+            s0 = b << 8
+            m = search(pb, s0, s0 + 256)
+            if m is not None:
+                return m.start()
+            b1[b] = c - 1  # a stale bucket bound
+            b += 1
+        return -1
+
+    def _near_long(self, n: int) -> int:
+        """The lowest table page where a run of at least ``n`` (256 or more)
+        pages starts, or -1: the runs whose byte is 255, in order."""
+        tab = self._tab
+        a = self._low
+        while True:
+            m = _FF_BIG.search(self._pb, a, (a | 255) + 1)
+            a = m.start() if m is not None else self._near_find(255, (a >> 8) + 1)
+            if a < 0 or tab[a] >= n:
+                return a
+            a += 1
+
+    def _grown(self, old: int) -> None:
+        # The table grew: its new pages get bytes, and the runs that start
+        # there leave the blocks for the byte map.
+        lim = self._lim
+        self._pb.extend(bytes(lim - old))
+        b1, b2 = self._b1, self._b2
+        b1.extend(bytes(((lim + 255) >> 8) - len(b1)))
+        b2.extend(bytes(((len(b1) + 255) >> 8) - len(b2)))
+        tab = self._tab
+        moved = list(
+            itertools.compress(range(old, lim), map(operator.lt, itertools.repeat(0), tab[old:lim]))
+        )
+        for s in moved:
+            b, j = self._locate(s)
+            self._remove(b, j)
+            self._near_set(s, tab[s])
+
+    # The blocks of the spilled runs ---------------------------------------------
 
     def _block_max(self, b: int) -> int:
         """The true longest run of block ``b``."""
@@ -973,7 +1127,7 @@ class _FirstFitHashmap(HashmapFreelist):
         return i
 
     def _locate(self, s: int) -> tuple[int, int]:
-        """Block and position of the run starting at ``s`` (which must exist)."""
+        """Block and position of the spilled run starting at ``s`` (which must exist)."""
         b = bisect_right(self._bmin, s) - 1
         return b, bisect_left(self._bs[b], s)
 
@@ -1021,7 +1175,7 @@ class _FirstFitHashmap(HashmapFreelist):
         maxes[b : b + 1] = [self._block_max(b), self._block_max(b + 1)]
 
     def _insert(self, s: int, n: int) -> None:
-        """Index a new run ``(s, n)`` that touches no other run."""
+        """Index a new spilled run ``(s, n)`` that touches no other run."""
         bs = self._bs
         cap = n if n < 255 else 255
         if not bs:
@@ -1046,42 +1200,61 @@ class _FirstFitHashmap(HashmapFreelist):
         elif n > self._lv[0][b]:
             self._raise(b, n)
 
+    def _far_first(self, n: int) -> tuple[int, int]:
+        """Block and position of the first spilled run of at least ``n`` pages
+        (block -1: none); stale block bounds found on the way are lowered."""
+        if n == 1:
+            return (0, 0) if self._bs else (-1, 0)
+        lv = self._lv
+        while True:
+            if lv[-1][0] < n:
+                return -1, 0
+            b = 0 if lv[0][0] >= n else self._find(n)
+            if n < 256:
+                m = _FF_FIND[n].search(self._bl[b])
+                if m is not None:
+                    return b, m.start()
+            else:
+                blk = self._bs[b]
+                for m in _FF_BIG.finditer(self._bl[b]):
+                    if self._start_at(blk[m.start()]) >= n:
+                        return b, m.start()
+            self._lower(b)  # the bound was stale: no run of n in block b
+
     # Storage hooks ------------------------------------------------------------
 
-    # a run given back that touches no other run (see HashmapFreelist._put1)
-    _index_lone = _insert
+    def _index_lone(self, s: int, n: int) -> None:
+        # a run given back that touches no other run (see HashmapFreelist._put1)
+        if s < self._lim:
+            self._near_set(s, n)
+        else:
+            self._insert(s, n)
 
     def _take(self, n: int) -> int:
-        if n == 1:
-            if not self._bs:
-                return 0
-            b = j = 0
-            blk = self._bs[0]
+        if n < 256:
+            # the bucket of _low first (a one-page allocation mostly stops there)
+            low = self._low
+            m = _FF_FIND[n].search(self._pb, low, (low | 255) + 1)
+            if m is not None:
+                a = m.start()
+            else:
+                # no run of n from _low to its bucket's end, nor below _low:
+                # the bucket's bound is at most n - 1 (0 for one page)
+                b = low >> 8
+                b1 = self._b1
+                if b < len(b1) and b1[b] >= n:
+                    b1[b] = n - 1
+                a = self._near_find(n, b + 1)
+                if a < 0:
+                    return self._take_far(n)
         else:
-            lv = self._lv
-            while True:
-                if lv[-1][0] < n:
-                    return 0
-                b = 0 if lv[0][0] >= n else self._find(n)
-                blk = self._bs[b]
-                if n < 256:
-                    m = _FF_FIND[n].search(self._bl[b])
-                    if m is not None:
-                        j = m.start()
-                        break
-                else:
-                    j = -1
-                    for m in _FF_BIG.finditer(self._bl[b]):
-                        if self._start_at(blk[m.start()]) >= n:
-                            j = m.start()
-                            break
-                    if j >= 0:
-                        break
-                self._lower(b)  # the bound was stale: no run of n in block b
-        a = blk[j]
+            a = self._near_long(n)
+            if a < 0:
+                return self._take_far(n)
+        # (n == 1: a is the lowest run of all)
         tab = self._tab
         lim = self._lim
-        k = tab[a] if a < lim else self._spill.pop(a)
+        k = tab[a]
         end = a + k
         if end < lim:  # (as best fit's _take)
             tab[a] = 0
@@ -1092,6 +1265,34 @@ class _FirstFitHashmap(HashmapFreelist):
                 tab[end] = n - k
         else:
             self._take_past(a, n, k)
+        self._pb[a] = 0
+        if n == 1:
+            self._low = a + 1
+        if k == n:
+            self._nruns -= 1
+            if k > _SMALL:
+                self._large.remove(end)
+        else:
+            r = k - n
+            if k > _SMALL >= r:
+                self._large.remove(end)
+            if a + n < lim:
+                self._near_set(a + n, r)
+            else:
+                self._insert(a + n, r)
+        self._free -= n
+        return a
+
+    def _take_far(self, n: int) -> int:
+        """:meth:`_take` from the spilled runs (no run in the table fits)."""
+        b, j = self._far_first(n)
+        if b < 0:
+            return 0
+        blk = self._bs[b]
+        a = blk[j]
+        k = self._spill.pop(a)
+        end = a + k
+        self._take_past(a, n, k)
         if k == n:
             self._nruns -= 1
             self._remove(b, j)
@@ -1099,130 +1300,148 @@ class _FirstFitHashmap(HashmapFreelist):
                 self._large.remove(end)
         else:
             r = k - n
-            a += n
             if k > _SMALL >= r:
                 self._large.remove(end)
-            blk[j] = a
+            blk[j] = a + n
             self._bl[b][j] = r if r < 255 else 255
             if not j:
-                self._bmin[b] = a
-            a -= n
+                self._bmin[b] = a + n
         self._free -= n
         return a
 
     def _put(self, spans: Iterable[tuple[int, int, int]]) -> None:
         tab = self._tab
         lim = self._lim
-        bs = self._bs
-        bl = self._bl
-        bmin = self._bmin
+        pb, b1, b2 = self._pb, self._b1, self._b2
         large = self._large
         added = 0
         runs = self._nruns
+        low = self._low
         for start, n, _ in spans:
             added += n
             runs += 1
             s = start
             e = s + n
             if e < lim:
-                # The table's entries first (as best fit's _put): the run
-                # before ends at s (negative), the run after starts at e.
+                # The table's entries as best fit's _put; the run after (at e)
+                # leaves the byte map, the merged run's start (s, or the start
+                # of the run before) gets its byte and raises its bounds.
                 psz = tab[s]
                 nsz = tab[e]
-                if psz or nsz:
-                    if psz:
-                        tab[s] = 0
-                        psz = -psz
-                    if nsz:
-                        tab[e] = 0
-                    size = n + psz + nsz
-                    tab[s - psz] = size
-                    f = e + nsz
-                    if f < lim:
-                        tab[f] = -size
-                    else:
-                        self._spill[f] = -size
+                if psz:
+                    tab[s] = 0
+                    psz = -psz
+                    s -= psz
+                if nsz:
+                    tab[e] = 0
+                    pb[e] = 0
+                    e += nsz
+                size = e - s
+                tab[s] = size
+                if e < lim:
+                    tab[e] = -size
                 else:
-                    tab[s] = n
-                    tab[e] = -n
-            else:  # past the table (see _merge_past)
+                    self._spill[e] = -size
+                c = size if size < 255 else 255
+                pb[s] = c
+                i = s >> 8
+                if b1[i] < c:
+                    b1[i] = c
+                    i >>= 8
+                    b2[i] = max(b2[i], c)
+                low = min(low, s)
+            else:  # past the table (see _merge_past): the slow path
+                self._low = low
                 psz, nsz = self._merge_past(s, e)
                 tab = self._tab
                 lim = self._lim
-            if psz:  # grow the run that ends at s
-                runs -= 1
-                if psz > _SMALL:
-                    large.remove(s)
                 s -= psz
-                b = bisect_right(bmin, s) - 1
-                blk = bs[b]
-                j = bisect_left(blk, s)
-                if nsz:  # and swallow the run that starts at e, next in order
-                    runs -= 1
-                    e += nsz
-                    nb = len(bs)
-                    if j + 1 < len(blk):
-                        self._remove(b, j + 1)
-                    else:
-                        self._remove(b + 1, 0)
-                    if len(bs) != nb or j >= len(blk) or blk[j] != s:
-                        b, j = self._locate(s)  # blocks were merged or split
-                size = e - s
-                bl[b][j] = size if size < 255 else 255
-            elif nsz:  # the run that starts at e now starts at s
-                runs -= 1
-                b = bisect_right(bmin, e) - 1
-                blk = bs[b]
-                j = bisect_left(blk, e)
                 e += nsz
                 size = e - s
-                blk[j] = s
-                bl[b][j] = size if size < 255 else 255
-                if not j:
-                    bmin[b] = s
-            else:
-                self._insert(s, n)
-                if n > _SMALL:
-                    large.add(e)
-                continue
-            if size > _SMALL and nsz <= _SMALL:
-                large.add(e)  # a new end of a long run (a long next run kept its end)
-            if size > self._lv[0][b]:
-                self._raise(b, size)
+                self._put_past(start, n, psz, nsz)
+                low = self._low
+            if psz:
+                runs -= 1
+                if psz > _SMALL:
+                    large.remove(start)
+            keep_end = False
+            if nsz:
+                runs -= 1
+                keep_end = nsz > _SMALL  # its end stays the end of the merged run
+            if size > _SMALL and not keep_end:
+                large.add(e)
         self._free += added
         self._nruns = runs
+        self._low = low
 
-    def free_spans(self) -> list[tuple[int, int]]:
-        """The free runs as sorted ``(start, length)`` pairs (maximal: runs never touch).
-
-        Runtime complexity: O(S) (the runs are kept in order).
-        """
-        tab, lim, spill = self._tab, self._lim, self._spill
-        return [(s, tab[s] if s < lim else spill[s]) for blk in self._bs for s in blk]
+    def _put_past(self, start: int, n: int, psz: int, nsz: int) -> None:
+        """The index's side of a run ``(start, n)`` given back past the table,
+        merged with a run of ``psz`` pages before it and one of ``nsz`` after
+        (0: none), each start in the byte map or the blocks."""
+        lim = self._lim
+        s = start - psz
+        e = start + n  # the start of the run after, if any
+        size = psz + n + nsz
+        cap = size if size < 255 else 255
+        if nsz and not psz and s >= lim:
+            # the run after now starts at s: in place in its block
+            b, j = self._locate(e)
+            self._bs[b][j] = s
+            self._bl[b][j] = cap
+            if not j:
+                self._bmin[b] = s
+            if size > self._lv[0][b]:
+                self._raise(b, size)
+            return
+        if nsz:
+            if e < lim:
+                self._pb[e] = 0
+            else:
+                b, j = self._locate(e)
+                self._remove(b, j)
+        if s < lim:
+            self._near_set(s, size)
+        elif psz:
+            b, j = self._locate(s)
+            self._bl[b][j] = cap
+            if size > self._lv[0][b]:
+                self._raise(b, size)
+        else:
+            self._insert(s, size)
 
     def _check_index(self) -> None:
-        # The runs as the table and far maps hold them (not the blocks' view).
-        fwd = dict(HashmapFreelist.free_spans(self))
-        bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
-        assert not self._heaps and not self._live and not self._sizes
+        # The runs as the table and spill hold them.
+        fwd = dict(self.free_spans())
+        lim, pb, b1, b2 = self._lim, self._pb, self._b1, self._b2
         assert list(self._large) == sorted(s + n for s, n in fwd.items() if n > _SMALL), (
             "long-run index is wrong"
         )
+        want = bytearray(lim)
+        for s, n in fwd.items():
+            if s < lim:
+                want[s] = min(n, 255)
+        assert pb == want, "the byte map is not the table's runs"
+        assert len(b1) == (lim + 255) >> 8 and len(b2) == (len(b1) + 255) >> 8, "bound lengths"
+        assert all(b1[i] >= max(pb[i << 8 : (i + 1) << 8]) for i in range(len(b1))), "bucket bound"
+        assert all(b2[i] >= max(b1[i << 8 : (i + 1) << 8]) for i in range(len(b2))), "group bound"
+        assert not any(pb[: self._low]), "a run starts below _low"
+        far = {s: n for s, n in fwd.items() if s >= lim}
+        bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
         assert len(bs) == len(bl) == len(bmin), "block lists differ in length"
-        assert [s for blk in bs for s in blk] == sorted(fwd), "blocks are not the runs in order"
+        assert [s for blk in bs for s in blk] == sorted(far), "blocks are not the spilled runs"
         for b, blk in enumerate(bs):
             assert blk, f"block {b} is empty"
             assert len(blk) <= self._hi, f"block {b} is too long"
             assert len(bs) == 1 or len(blk) >= self._lo, f"block {b} is too short"
             assert bmin[b] == blk[0], f"block {b}'s first start is wrong"
-            assert bytes(bl[b]) == bytes(min(fwd[s], 255) for s in blk), f"block {b}'s lengths"
-            assert lv[0][b] >= max(fwd[s] for s in blk), f"block {b}'s bound is too low"
+            assert bytes(bl[b]) == bytes(min(far[s], 255) for s in blk), f"block {b}'s lengths"
+            assert lv[0][b] >= max(far[s] for s in blk), f"block {b}'s bound is too low"
         assert all(v == 0 for v in lv[0][len(bs) :]), "padding of the tree is not 0"
         for d in range(1, len(lv)):
             below = lv[d - 1]
             assert len(below) % 2 == 0, f"tree level {d - 1} is not padded"
-            want = [max(below[i], below[i + 1]) for i in range(0, len(below), 2)]
-            if len(want) < len(lv[d]):
-                want.append(0)  # this level's own padding
-            assert lv[d] == want, f"tree level {d} is wrong"
+            want_lv = [max(below[i], below[i + 1]) for i in range(0, len(below), 2)]
+            if len(want_lv) < len(lv[d]):
+                want_lv.append(0)  # this level's own padding
+            assert lv[d] == want_lv, f"tree level {d} is wrong"
         assert len(lv[-1]) == 1 and self._down == lv[-2::-1]
