@@ -68,7 +68,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from heapq import heappop, heappush
+from heapq import heappop, heappush, heapreplace
 from itertools import pairwise
 from typing import Literal
 
@@ -932,10 +932,12 @@ class _FirstFitHashmap(HashmapFreelist):
     clears its byte and leaves the bounds.  An allocation of ``n`` pages
     searches the groups, then the buckets of the first group, then the pages
     of the first bucket whose bound is at least ``n`` for the first byte that
-    large (each a compiled byte-class search, in C), from ``_low``, below
-    which no run starts; a bound found stale (no byte that large under it)
-    is lowered to the truth, paid for by the allocations that made it stale.
-    A one-page allocation takes the lowest run and moves ``_low`` past it.
+    large (each a compiled byte-class search, in C); a bound found stale (no
+    byte that large under it) is lowered, paid for by the allocations that
+    made it stale.  One-page allocations (most of them) take the lowest run:
+    below ``_front`` every run start is also in the heap ``_holes`` (runs
+    given back behind the pages handed out), so the lowest is the heap's
+    top or the first byte from ``_front``, which the allocation moves past.
 
     The runs that start past the table (a sparse file's, in its spill) are
     kept ordered by start in blocks (the way ``sortedcontainers`` keeps a
@@ -947,15 +949,30 @@ class _FirstFitHashmap(HashmapFreelist):
     an allocation looks past the table only when no run in it fits.
     """
 
-    __slots__ = ("_b1", "_b2", "_bl", "_bmin", "_bs", "_down", "_hi", "_lo", "_low", "_lv", "_pb")
+    __slots__ = (
+        "_b1",
+        "_b2",
+        "_bl",
+        "_bmin",
+        "_bs",
+        "_down",
+        "_front",
+        "_hi",
+        "_holes",
+        "_lo",
+        "_lv",
+        "_pb",
+    )
 
     #: a byte per page of the run table: min(n, 255) where a run of n pages starts.
     _pb: bytearray
     #: a byte per 256 pages of _pb, a byte per 256 bytes of _b1: upper bounds.
     _b1: bytearray
     _b2: bytearray
-    #: no run starts in the table below this page.
-    _low: int
+    #: every run that starts in the table below _front has its start in the
+    #: heap _holes (which may also hold starts of runs gone since).
+    _front: int
+    _holes: list[int]
     #: spilled run starts by block, ascending.
     _bs: list[list[int]]
     #: their lengths by block, capped at 255, parallel to _bs.
@@ -985,7 +1002,8 @@ class _FirstFitHashmap(HashmapFreelist):
         self._pb = pb
         self._b1 = _bucket_maxes(pb)
         self._b2 = _bucket_maxes(self._b1)
-        self._low = starts[0] if i else lim
+        self._front = 0
+        self._holes = []
         del starts[:i], caps[:i]
         load = _FF_LOAD
         self._hi = 2 * load
@@ -1011,7 +1029,6 @@ class _FirstFitHashmap(HashmapFreelist):
             b1[i] = c
             i >>= 8
             self._b2[i] = max(self._b2[i], c)
-        self._low = min(self._low, s)
 
     def _near_find(self, c: int, b: int) -> int:
         """The lowest table page in bucket ``b`` (256 pages) or after whose
@@ -1047,11 +1064,10 @@ class _FirstFitHashmap(HashmapFreelist):
             b += 1
         return -1
 
-    def _near_long(self, n: int) -> int:
-        """The lowest table page where a run of at least ``n`` (256 or more)
-        pages starts, or -1: the runs whose byte is 255, in order."""
+    def _near_long(self, n: int, a: int) -> int:
+        """The lowest table page from ``a`` where a run of at least ``n`` (256
+        or more) pages starts, or -1: the runs whose byte is 255, in order."""
         tab = self._tab
-        a = self._low
         while True:
             m = _FF_BIG.search(self._pb, a, (a | 255) + 1)
             a = m.start() if m is not None else self._near_find(255, (a >> 8) + 1)
@@ -1227,31 +1243,42 @@ class _FirstFitHashmap(HashmapFreelist):
         # a run given back that touches no other run (see HashmapFreelist._put1)
         if s < self._lim:
             self._near_set(s, n)
+            if s < self._front:
+                heappush(self._holes, s)
         else:
             self._insert(s, n)
 
     def _take(self, n: int) -> int:
-        if n < 256:
-            # the bucket of _low first (a one-page allocation mostly stops there)
-            low = self._low
-            m = _FF_FIND[n].search(self._pb, low, (low | 255) + 1)
-            if m is not None:
-                a = m.start()
+        pb = self._pb
+        holes = self._holes
+        hole = False
+        if n == 1:
+            # the lowest run: the heap's top (its stale entries dropped) or
+            # the first start from _front (its bucket first, mostly enough)
+            while holes:
+                a = holes[0]
+                if pb[a]:
+                    hole = True
+                    break
+                heappop(holes)
             else:
-                # no run of n from _low to its bucket's end, nor below _low:
-                # the bucket's bound is at most n - 1 (0 for one page)
-                b = low >> 8
-                b1 = self._b1
-                if b < len(b1) and b1[b] >= n:
-                    b1[b] = n - 1
-                a = self._near_find(n, b + 1)
-                if a < 0:
-                    return self._take_far(n)
+                f = self._front
+                m = _FF_FIND[1].search(pb, f, (f | 255) + 1)
+                if m is not None:
+                    a = m.start()
+                else:
+                    a = self._near_find(1, (f >> 8) + 1)
+                    if a < 0:
+                        return self._take_far(1)
+                self._front = a + 1
         else:
-            a = self._near_long(n)
+            # from the heap's top (no valid hole lies below it) or _front
+            f = self._front
+            if holes and holes[0] < f:
+                f = holes[0]
+            a = self._near_find(n, f >> 8) if n < 256 else self._near_long(n, f)
             if a < 0:
                 return self._take_far(n)
-        # (n == 1: a is the lowest run of all)
         tab = self._tab
         lim = self._lim
         k = tab[a]
@@ -1265,10 +1292,10 @@ class _FirstFitHashmap(HashmapFreelist):
                 tab[end] = n - k
         else:
             self._take_past(a, n, k)
-        self._pb[a] = 0
-        if n == 1:
-            self._low = a + 1
+        pb[a] = 0
         if k == n:
+            if hole:
+                heappop(holes)
             self._nruns -= 1
             if k > _SMALL:
                 self._large.remove(end)
@@ -1276,10 +1303,19 @@ class _FirstFitHashmap(HashmapFreelist):
             r = k - n
             if k > _SMALL >= r:
                 self._large.remove(end)
-            if a + n < lim:
-                self._near_set(a + n, r)
+            a += n
+            if a < lim:
+                self._near_set(a, r)
+                if a < self._front:
+                    if hole:
+                        heapreplace(holes, a)
+                    else:
+                        heappush(holes, a)
+                elif hole:
+                    heappop(holes)
             else:
-                self._insert(a + n, r)
+                self._insert(a, r)
+            a -= n
         self._free -= n
         return a
 
@@ -1316,7 +1352,8 @@ class _FirstFitHashmap(HashmapFreelist):
         large = self._large
         added = 0
         runs = self._nruns
-        low = self._low
+        front = self._front
+        holes = self._holes
         for start, n, _ in spans:
             added += n
             runs += 1
@@ -1349,9 +1386,9 @@ class _FirstFitHashmap(HashmapFreelist):
                     b1[i] = c
                     i >>= 8
                     b2[i] = max(b2[i], c)
-                low = min(low, s)
+                if s < front and not psz:
+                    heappush(holes, s)  # a new start behind the front
             else:  # past the table (see _merge_past): the slow path
-                self._low = low
                 psz, nsz = self._merge_past(s, e)
                 tab = self._tab
                 lim = self._lim
@@ -1359,7 +1396,6 @@ class _FirstFitHashmap(HashmapFreelist):
                 e += nsz
                 size = e - s
                 self._put_past(start, n, psz, nsz)
-                low = self._low
             if psz:
                 runs -= 1
                 if psz > _SMALL:
@@ -1372,7 +1408,8 @@ class _FirstFitHashmap(HashmapFreelist):
                 large.add(e)
         self._free += added
         self._nruns = runs
-        self._low = low
+        if len(holes) > runs + 64:  # stale entries: drop them
+            holes[:] = sorted({s for s in holes if pb[s]})
 
     def _put_past(self, start: int, n: int, psz: int, nsz: int) -> None:
         """The index's side of a run ``(start, n)`` given back past the table,
@@ -1401,6 +1438,8 @@ class _FirstFitHashmap(HashmapFreelist):
                 self._remove(b, j)
         if s < lim:
             self._near_set(s, size)
+            if s < self._front and not psz:
+                heappush(self._holes, s)
         elif psz:
             b, j = self._locate(s)
             self._bl[b][j] = cap
@@ -1424,7 +1463,10 @@ class _FirstFitHashmap(HashmapFreelist):
         assert len(b1) == (lim + 255) >> 8 and len(b2) == (len(b1) + 255) >> 8, "bound lengths"
         assert all(b1[i] >= max(pb[i << 8 : (i + 1) << 8]) for i in range(len(b1))), "bucket bound"
         assert all(b2[i] >= max(b1[i << 8 : (i + 1) << 8]) for i in range(len(b2))), "group bound"
-        assert not any(pb[: self._low]), "a run starts below _low"
+        front, holes = self._front, self._holes
+        assert all(holes[(i - 1) // 2] <= holes[i] for i in range(1, len(holes))), "not a heap"
+        assert {s for s in fwd if s < min(front, lim)} <= set(holes), "a run behind _front unheaped"
+        assert front <= lim, "_front past the table"
         far = {s: n for s, n in fwd.items() if s >= lim}
         bs, bl, bmin, lv = self._bs, self._bl, self._bmin, self._lv
         assert len(bs) == len(bl) == len(bmin), "block lists differ in length"
