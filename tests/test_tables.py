@@ -402,3 +402,36 @@ def test_first_fit_stale_bounds_are_lowered() -> None:
     assert fl.allocate(2, 4) == 140_006
     assert fl.allocate(2, 1) == ones[0]  # the lowest one-page run
     fl._check()
+
+
+@pytest.mark.parametrize("policy", ["best-fit", "first-fit"])
+def test_a_run_of_2_31_pages_makes_the_table_a_list(policy: str) -> None:
+    # The table is an array('i'): a run given back that merges into a run of
+    # 2**31 pages or more (its start entry in the table) turns it into a list.
+    big = (1 << 31) - 10
+    starts = [*range(2, 202, 2), 230]
+    lens = [1] * 100 + [big]
+    fl = HashmapFreelist(policy=policy)  # type: ignore[arg-type]
+    fl._init_verified((), lambda: iter([(starts, lens)]))
+    assert fl._lim > 230
+    assert type(fl._tab) is not list
+    assert fl._tab[230] == big
+    fl.free(2, 210, 20)
+    fl.release(2)
+    assert type(fl._tab) is list
+    assert fl._tab[210] == big + 20
+    assert fl.free_spans()[-1] == (210, big + 20)
+    assert fl.allocate(3, 1 << 31) == 210
+    assert fl.free_spans()[-1] == (210 + (1 << 31), 10)
+    fl._check()
+
+
+def test_a_run_of_2_31_pages_built_makes_the_table_a_list() -> None:
+    starts = [*range(2, 202, 2), 230]
+    fl = HashmapFreelist()
+    fl._init_verified((), lambda: iter([(starts, [1] * 100 + [1 << 32])]))
+    assert type(fl._tab) is list
+    assert fl._tab[230] == 1 << 32
+    assert fl.free_spans()[-2:] == [(200, 1), (230, 1 << 32)]
+    assert fl.allocate(2, 1 << 32) == 230
+    fl._check()

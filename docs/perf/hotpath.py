@@ -146,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = load_base(args.base, Path(tmp))
         pkgs = {"base": base, "new": freelist}
-        print(f"baseline {args.base} vs working tree; median of {args.repeat} interleaved runs")
+        print(f"baseline {args.base} vs working tree; minimum of {args.repeat} interleaved runs")
         policy = args.policy
         made: dict[str, dict[int, Trace]] = {}
         loops = (
@@ -168,7 +168,7 @@ def main() -> None:
                 for _ in range(args.repeat):
                     for name, pkg in pkgs.items():
                         got[name].append(measure(pkg, trace))
-                b, n = (statistics.median(got[k]) / 1000 for k in ("base", "new"))
+                b, n = (min(got[k]) / 1000 for k in ("base", "new"))
                 per_op["base"].append(b)
                 per_op["new"].append(n)
                 print(f"{size:>10,} {b:8.2f} {n:8.2f} {n / b:9.2f}")
@@ -190,7 +190,7 @@ def main() -> None:
                 for _ in range(args.repeat):
                     for name, fl in fls.items():
                         got[name].append(cycle_ns(fl, args.cycles // args.repeat))
-                b, n = (statistics.median(got[k]) / 1000 for k in ("base", "new"))
+                b, n = (min(got[k]) / 1000 for k in ("base", "new"))
                 print(f"{size:>10,} {kind:>8} {b:8.2f} {n:8.2f} {n / b:9.2f}")
 
 

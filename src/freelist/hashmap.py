@@ -65,9 +65,11 @@ import itertools
 import operator
 import random
 import re
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
+from functools import partial
 from heapq import heappop, heappush, heapreplace
 from itertools import pairwise
 from typing import Literal
@@ -96,6 +98,50 @@ _TAB_ROOM = 64
 # A run given back past the table's bound recomputes the bound (O(D)) after
 # this many others did not.
 _TAB_RECHECK = 1024
+
+
+#: The run table is an ``array('i')``, 4 bytes a page, with entries up to
+#: this; a run longer (2**31 pages or more) makes it a list (:func:`_widen`),
+#: and its bound is kept below it, so an end entry always fits.
+_TAB_MAX = (1 << 31) - 1
+
+
+def _zeros(tab: MutableSequence[int], k: int) -> None:
+    """Append ``k`` zero entries to a run table."""
+    if type(tab) is array:
+        tab.frombytes(bytes(k * tab.itemsize))
+    else:
+        tab.extend(itertools.repeat(0, k))
+
+
+def _fill(
+    tab: MutableSequence[int],
+    spill: dict[int, int],
+    size: int,
+    *,
+    starts: list[int],
+    lens: list[int],
+    ends: list[int],
+) -> None:
+    """Write a chunk of runs into a table of ``size`` pages (and the spill
+    past it), after moving in the spilled entries below ``size``; done
+    again whole after an OverflowError, so every step can be repeated."""
+    if spill:
+        moved = [p for p in spill if p < size]
+        any(map(tab.__setitem__, moved, map(spill.__getitem__, moved)))
+        for p in moved:
+            del spill[p]
+    m = len(starts)
+    i = bisect_left(starts, size)
+    j = bisect_left(ends, size)
+    if i == m and j == m:
+        any(map(tab.__setitem__, starts, lens))
+        any(map(tab.__setitem__, ends, map(operator.neg, lens)))
+    else:
+        any(map(tab.__setitem__, starts[:i], lens[:i]))
+        any(map(tab.__setitem__, ends[:j], map(operator.neg, lens[:j])))
+        spill.update(zip(starts[i:], lens[i:], strict=True))
+        spill.update(zip(ends[j:], _negs(lens[j:]), strict=True))
 
 
 #: -n for n in 0 .. 256: an end's table entry shares one int object per size
@@ -176,7 +222,7 @@ class HashmapFreelist(SharedFreelist):
     #: the run table: ``_tab[p]`` is ``n`` when a free run of ``n`` pages
     #: starts at page ``p``, ``-n`` when one ends there (``p`` one past its
     #: last page), 0 otherwise; it covers the pages below ``_lim``.
-    _tab: list[int]
+    _tab: MutableSequence[int]
     _lim: int
     #: the table's entries at or past ``_lim``: page -> ``n`` or ``-n`` as above.
     _spill: dict[int, int]
@@ -279,7 +325,7 @@ class HashmapFreelist(SharedFreelist):
         dict entries it saves), and at most an eighth more than the top.
         """
         per = _TAB_PER_RUN
-        tab: list[int] = []
+        tab: MutableSequence[int] = array("i")
         spill: dict[int, int] = {}
         long_ends: list[int] = []
         runs = free = top = lim_ok = grow_ok = 0
@@ -294,30 +340,21 @@ class HashmapFreelist(SharedFreelist):
                 lim_ok = max(lim_ok, _prefix_bound(ends, runs, per))
                 grow_ok = max(grow_ok, _prefix_bound(ends, runs, 2 * per))
                 top = ends[-1]
-                size = min(grow_ok, top + 1)
-                old = len(tab)
-                if size > old:
-                    tab.extend(itertools.repeat(0, size - old))
-                    if spill:
-                        for p in [p for p in spill if p < size]:
-                            tab[p] = spill.pop(p)
-                i = bisect_left(starts, size)
-                j = bisect_left(ends, size)
-                if i == m and j == m:
-                    any(map(tab.__setitem__, starts, lens))
-                    any(map(tab.__setitem__, ends, _negs(lens)))
-                else:
-                    any(map(tab.__setitem__, starts[:i], lens[:i]))
-                    any(map(tab.__setitem__, ends[:j], _negs(lens[:j])))
-                    spill.update(zip(starts[i:], lens[i:], strict=True))
-                    spill.update(zip(ends[j:], _negs(lens[j:]), strict=True))
+                size = min(grow_ok, top + 1, _TAB_MAX)
+                if size > len(tab):
+                    _zeros(tab, size - len(tab))
+                try:
+                    _fill(tab, spill, size, starts=starts, lens=lens, ends=ends)
+                except OverflowError:  # a run of 2**31 pages or more
+                    tab = list(tab)
+                    _fill(tab, spill, size, starts=starts, lens=lens, ends=ends)
                 long_ends += itertools.compress(
                     ends, map(operator.gt, lens, itertools.repeat(_SMALL))
                 )
                 runs += m
                 free += sum(lens)
             yield starts, lens
-        lim = min(lim_ok, top + (top >> 3) + _TAB_ROOM)
+        lim = min(lim_ok, top + (top >> 3) + _TAB_ROOM, _TAB_MAX)
         if len(tab) > lim:
             # built past the bound: the entries there go to the spill
             tail = tab[lim:]
@@ -325,7 +362,7 @@ class HashmapFreelist(SharedFreelist):
                 zip(itertools.compress(itertools.count(lim), tail), filter(None, tail), strict=True)
             )
             del tab[lim:], tail
-        tab.extend(itertools.repeat(0, lim - len(tab)))
+        _zeros(tab, lim - len(tab))
         self._tab = tab
         self._lim = lim
         self._spill = spill
@@ -338,7 +375,7 @@ class HashmapFreelist(SharedFreelist):
     def _tab_cap(self, runs: int) -> int:
         """The longest run table allowed for ``runs`` free runs (plus the pending ones)."""
         pending = sum(map(len, self._pending.values()))
-        return max(_TAB_MIN, _TAB_PER_RUN * (runs + pending + 1))
+        return min(max(_TAB_MIN, _TAB_PER_RUN * (runs + pending + 1)), _TAB_MAX)
 
     def _fit(self, e: int) -> None:
         """Compute the run table's bound again and, when page ``e`` is close
@@ -360,11 +397,16 @@ class HashmapFreelist(SharedFreelist):
             self._grow_at = lim  # not again before the next recheck
             return
         tab = self._tab
-        tab.extend(itertools.repeat(0, new - lim))
+        _zeros(tab, new - lim)
         self._lim = new
         for p in [p for p in spill if p < new]:
             tab[p] = spill.pop(p)
         self._grown(lim)
+
+    def _widen(self) -> MutableSequence[int]:
+        """The run table as a list (a run of 2**31 pages or more must fit)."""
+        self._tab = list(self._tab)
+        return self._tab
 
     def _start_at(self, p: int) -> int:
         """The size of the free run that starts at page ``p``, 0 if none."""
@@ -490,7 +532,10 @@ class HashmapFreelist(SharedFreelist):
         g = e + nsz
         size = g - f
         if f < lim:
-            tab[f] = size
+            try:
+                tab[f] = size
+            except OverflowError:  # a run of 2**31 pages or more
+                self._widen()[f] = size
         else:
             spill[f] = size
         if g < lim:
@@ -611,7 +656,8 @@ class HashmapFreelist(SharedFreelist):
                 want[s + n] = -n
             else:
                 spill[s + n] = -n
-        assert tab == want, "the run table holds an entry of no run"
+        assert list(tab) == want, "the run table holds an entry of no run"
+        assert type(tab) is list or (type(tab) is array and tab.typecode == "i"), "table type"
         assert self._spill == spill, "the spilled entries are not the runs'"
         assert self._recheck > 0, "the bound's countdown ran out"
         assert len(spans) == self.span_count, "run count is wrong"
@@ -619,22 +665,33 @@ class HashmapFreelist(SharedFreelist):
         self._check_index()
 
 
+class _Size:
+    """Best fit's index of the runs of one size: their starts in a
+    descending stack (``front``, an ``array('Q')``: 8 bytes a start, no int
+    object per start; its last entry is its lowest) and a heap (``heap``, the
+    runs given back above the stack's lowest), and how many runs of the size
+    are free (``live``).  Entries of runs merged or taken since are stale,
+    recognised by the run table, and compacted away when they pass twice the
+    live runs (plus 16).  One record per size: a run that changes size
+    touches two records, one dict lookup each."""
+
+    __slots__ = ("front", "heap", "live")
+
+    def __init__(self, front: array[int], live: int) -> None:
+        self.front = front
+        self.heap: list[int] = []
+        self.live = live
+
+
 class _BestFitHashmap(HashmapFreelist):
     """``HashmapFreelist(policy="best-fit")`` and ``policy="bbolt"``: the runs
-    indexed by size (see the module docs).
-
-    Each size keeps its runs' starts in a descending stack (``_fronts``) and a
-    heap (``_heaps``, made when a run comes back above the stack's lowest);
-    entries of runs merged or taken since are stale, recognised by the run
-    table, and compacted away when they pass twice the size's live runs
-    (``_live``); ``_sizes`` is the sorted list of the sizes present.
+    indexed by size (see the module docs): ``_by`` maps each size present to
+    its :class:`_Size` record, ``_sizes`` is the sorted list of those sizes.
     """
 
-    __slots__ = ("_fronts", "_heaps", "_live", "_rng", "_sizes")
+    __slots__ = ("_by", "_rng", "_sizes")
 
-    _heaps: dict[int, list[int]]
-    _fronts: dict[int, list[int]]
-    _live: dict[int, int]
+    _by: dict[int, _Size]
     _sizes: list[int]
 
     def __init__(self, ids: Iterable[int] = (), *, policy: Policy = "best-fit", seed: int = 0):
@@ -645,64 +702,58 @@ class _BestFitHashmap(HashmapFreelist):
     def _init_runs(self, chunks: RunChunks) -> None:
         # Loops in C: the table filled through maps of its ``__setitem__``, and
         # one append per run to its size's front through a defaultdict.
-        grouped: defaultdict[int, list[int]] = defaultdict(list)
+        grouped: defaultdict[int, array[int]] = defaultdict(partial(array, "Q"))
         group = grouped.__getitem__
         for starts, lens in self._init_table(chunks):
-            any(map(list.append, map(group, lens), starts))
-        fronts = dict(grouped)
-        for front in fronts.values():
+            any(map(array.append, map(group, lens), starts))
+        by = {}
+        for k, front in grouped.items():
             front.reverse()  # starts arrived ascending: each front is descending
-        self._heaps = {}  # made when a size first needs one
-        self._fronts = fronts
-        self._live = dict(zip(fronts, map(len, fronts.values()), strict=True))
-        self._sizes = sorted(fronts)
+            by[k] = _Size(front, len(front))
+        self._by = by
+        self._sizes = sorted(by)
 
-    def _unlink_size(self, k: int) -> None:
+    def _unlink(self, k: int) -> None:
         """The last run of size ``k`` is gone: drop the size from the index."""
-        del self._live[k]
-        self._heaps.pop(k, None)
-        del self._fronts[k]
+        del self._by[k]
         sizes = self._sizes
         del sizes[bisect_left(sizes, k)]
 
-    def _link_size(self, start: int, k: int) -> None:
-        """Index a new run ``(start, k)`` by its size."""
-        front = self._fronts.get(k)
-        if front is None:
-            self._fronts[k] = [start]
-            self._live[k] = 1
+    def _link(self, s: int, n: int) -> None:
+        """Index a new run ``(s, n)`` by its size."""
+        st = self._by.get(n)
+        if st is None:
+            self._by[n] = _Size(array("Q", (s,)), 1)
             sizes = self._sizes
-            sizes.insert(bisect_left(sizes, k), k)
+            sizes.insert(bisect_left(sizes, n), n)
             return
-        heap = self._heaps.get(k)
-        if start < (front[-1] if front else heap[0] if heap else start + 1):
-            front.append(start)  # a new lowest start: no sift through the heap
-        elif heap is None:
-            heap = self._heaps[k] = [start]
+        front = st.front
+        heap = st.heap
+        if s < (front[-1] if front else heap[0] if heap else s + 1):
+            front.append(s)  # a new lowest start: no sift through the heap
         else:
-            heappush(heap, start)
-        c = self._live[k] + 1
-        self._live[k] = c
-        if len(front) + (len(heap) if heap else 0) > 2 * c + 16:
-            self._compact(k)
+            heappush(heap, s)
+        c = st.live = st.live + 1
+        if len(front) + len(heap) > 2 * c + 16:
+            self._compact(st, n)
 
-    def _compact(self, k: int) -> None:
-        """Drop the stale and duplicate entries of size ``k``'s heap and front.
+    def _compact(self, st: _Size, k: int) -> None:
+        """Drop the stale and duplicate entries of size ``k``'s record.
 
         Called when more than half of them are stale, so its cost is
         amortised over the operations that made the entries stale, and every
         size's entries stay within twice its live runs (plus 16).
         """
-        heap = self._heaps.pop(k, ())
-        front = self._fronts[k]
         at = self._start_at
-        front[:] = sorted({s for s in (*heap, *front) if at(s) == k}, reverse=True)
+        live = sorted({s for s in (*st.heap, *st.front) if at(s) == k}, reverse=True)
+        st.front = array("Q", live)
+        st.heap = []
 
     def _take(self, n: int) -> int:
-        fronts = self._fronts
-        front = fronts.get(n)
+        by = self._by
+        st = by.get(n)
         k = n
-        if front is None:
+        if st is None:
             sizes = self._sizes
             i = bisect_right(sizes, n)
             if i == len(sizes):
@@ -710,16 +761,16 @@ class _BestFitHashmap(HashmapFreelist):
             if self._policy == "bbolt":
                 i = self._rng.randrange(i, len(sizes))
             k = sizes[i]
-            front = fronts[k]
+            st = by[k]
         tab = self._tab
         lim = self._lim
         # The lowest start of size k is the lower of the front stack's top
         # (descending, so its last entry is its lowest) and the heap's root;
         # entries of runs merged away since are skipped.
-        heap = self._heaps.get(k)
+        front = st.front
+        heap = st.heap
         while True:
-            # (an empty front means the heap holds the size's runs: not None)
-            a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)  # type: ignore[arg-type]
+            a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)
             if a < lim:
                 if tab[a] == k:
                     break
@@ -730,19 +781,14 @@ class _BestFitHashmap(HashmapFreelist):
                 if v:
                     self._spill[a] = v
         end = a + k
-        # The run (a, k) leaves the size index (inline _unlink_size).
-        live = self._live
-        c = live[k] - 1
+        # The run (a, k) leaves the size index.
+        c = st.live - 1
         if c:
-            live[k] = c
-            if len(front) + (len(heap) if heap else 0) > 2 * c + 16:
-                self._compact(k)
+            st.live = c
+            if len(front) + len(heap) > 2 * c + 16:
+                self._compact(st, k)
         else:
-            del live[k]
-            self._heaps.pop(k, None)
-            del fronts[k]
-            sizes = self._sizes
-            del sizes[bisect_left(sizes, k)]
+            self._unlink(k)
         # The run's entries: cleared when it is taken whole (for a short run,
         # on one cache line), else its start moves and its end changes.
         if end < lim:
@@ -760,7 +806,7 @@ class _BestFitHashmap(HashmapFreelist):
                 self._large.remove(end)
         else:
             r = k - n
-            self._link_size(a + n, r)
+            self._link(a + n, r)
             if k > _SMALL >= r:
                 self._large.remove(end)
         self._free -= n
@@ -770,11 +816,8 @@ class _BestFitHashmap(HashmapFreelist):
         tab = self._tab
         lim = self._lim
         spill = self._spill
-        live = self._live
-        heaps = self._heaps
-        fronts = self._fronts
+        by = self._by
         large = self._large
-        unlink = self._unlink_size
         added = 0
         runs = self._nruns
         for start, n, _ in spans:
@@ -796,11 +839,16 @@ class _BestFitHashmap(HashmapFreelist):
                     tab[e] = 0
                     e += nsz
                 size = e - s
-                tab[s] = size
                 if e < lim:
+                    tab[s] = size
                     tab[e] = -size
                 else:
                     spill[e] = -size  # the run after ends past the table
+                    try:
+                        tab[s] = size
+                    except OverflowError:  # a run of 2**31 pages or more
+                        tab = self._widen()
+                        tab[s] = size
             else:
                 # Past the table (every run of a sparse file): see _merge_past.
                 psz, nsz = self._merge_past(s, e)
@@ -809,70 +857,53 @@ class _BestFitHashmap(HashmapFreelist):
                 s -= psz
                 e += nsz
                 size = e - s
-            # The merged runs leave their sizes' index (stale heap entries are
-            # recognised by the table, already updated above).
+            # The merged runs leave their sizes' records (their entries go
+            # stale, recognised by the table, already updated above).
             if psz:
                 runs -= 1
-                c = live[psz] - 1
+                st = by[psz]
+                c = st.live - 1
                 if c:
-                    live[psz] = c
-                    if len(fronts[psz]) + len(heaps.get(psz, ())) > 2 * c + 16:
-                        self._compact(psz)
+                    st.live = c
+                    if len(st.front) + len(st.heap) > 2 * c + 16:
+                        self._compact(st, psz)
                 else:
-                    unlink(psz)
+                    self._unlink(psz)
                 if psz > _SMALL:
                     large.remove(start)
             keep_end = False
             if nsz:
                 runs -= 1
-                c = live[nsz] - 1
+                st = by[nsz]
+                c = st.live - 1
                 if c:
-                    live[nsz] = c
-                    if len(fronts[nsz]) + len(heaps.get(nsz, ())) > 2 * c + 16:
-                        self._compact(nsz)
+                    st.live = c
+                    if len(st.front) + len(st.heap) > 2 * c + 16:
+                        self._compact(st, nsz)
                 else:
-                    unlink(nsz)
+                    self._unlink(nsz)
                 keep_end = nsz > _SMALL  # its end stays the end of the merged run
-            # Index the merged run by its size (inline _link_size).
-            front = fronts.get(size)
-            if front is None:
-                self._link_size(s, size)
+            # Index the merged run by its size (inline _link).
+            rec = by.get(size)
+            if rec is None:
+                self._link(s, size)
             else:
-                heap = heaps.get(size)
+                front = rec.front
+                heap = rec.heap
                 if s < (front[-1] if front else heap[0] if heap else s + 1):
                     front.append(s)  # a new lowest start (a page given back)
-                elif heap is None:
-                    heap = heaps[size] = [s]
                 else:
                     heappush(heap, s)
-                c = live[size] + 1
-                live[size] = c
-                if len(front) + len(heap or ()) > 2 * c + 16:
-                    self._compact(size)
+                c = rec.live = rec.live + 1
+                if len(front) + len(heap) > 2 * c + 16:
+                    self._compact(rec, size)
             if size > _SMALL and not keep_end:
                 large.add(e)
         self._free += added
         self._nruns = runs
 
-    def _index_lone(self, s: int, n: int) -> None:
-        """Index a new run ``(s, n)`` that touches no other run by its size
-        (first fit: by its start)."""
-        front = self._fronts.get(n)
-        if front is None:
-            self._link_size(s, n)
-        else:
-            heap = self._heaps.get(n)
-            if s < (front[-1] if front else heap[0] if heap else s + n):
-                front.append(s)
-            elif heap is None:
-                self._heaps[n] = [s]
-            else:
-                heappush(heap, s)
-            live = self._live
-            c = live[n] + 1
-            live[n] = c
-            if len(front) + len(heap or ()) > 2 * c + 16:
-                self._compact(n)
+    # a run given back that touches no other run (see HashmapFreelist._put1)
+    _index_lone = _link
 
     def _check_index(self) -> None:
         """Assert the policy's index of the runs (best fit: sizes and heaps)."""
@@ -880,15 +911,15 @@ class _BestFitHashmap(HashmapFreelist):
         counts: dict[int, int] = {}
         for n in fwd.values():
             counts[n] = counts.get(n, 0) + 1
-        assert counts == self._live, "per-size counts are wrong"
+        assert {k: st.live for k, st in self._by.items()} == counts, "per-size counts are wrong"
         assert self._sizes == sorted(counts), "size index is wrong"
-        assert set(self._fronts) == set(counts), "sizes without a front stack"
-        assert set(self._heaps) <= set(counts), "a heap of an absent size"
         by_size: dict[int, set[int]] = {}
         for s, n in fwd.items():
             by_size.setdefault(n, set()).add(s)
-        for k, front in self._fronts.items():
-            heap = self._heaps.get(k, [])
+        for k, st in self._by.items():
+            heap, front = st.heap, st.front
+            assert type(front) is array and front.typecode == "Q", "front not an array('Q')"
+            assert type(heap) is list, "heap not a list"
             assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "not a heap"
             assert all(a > b for a, b in pairwise(front)), "front not descending"
             assert by_size[k] <= {*heap, *front}, f"a run of size {k} is missing from its heap"
@@ -1374,11 +1405,16 @@ class _FirstFitHashmap(HashmapFreelist):
                     pb[e] = 0
                     e += nsz
                 size = e - s
-                tab[s] = size
                 if e < lim:
+                    tab[s] = size
                     tab[e] = -size
                 else:
                     self._spill[e] = -size
+                    try:
+                        tab[s] = size
+                    except OverflowError:  # a run of 2**31 pages or more
+                        tab = self._widen()
+                        tab[s] = size
                 c = size if size < 255 else 255
                 pb[s] = c
                 i = s >> 8
