@@ -37,9 +37,24 @@ def table_bound(per_run: int, floor: int = 0, recheck: int = 4) -> Iterator[None
     saved = hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK
     hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK = per_run, floor, recheck
     try:
-        yield
+        with compact_from(0, 0):
+            yield
     finally:
         hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK = saved
+
+
+@contextmanager
+def compact_from(pages: int, starts: int) -> Iterator[None]:
+    """Make run tables of at least ``pages`` pages arrays (else lists), and
+    best fit's stacks of at least ``starts`` starts (the small tables of
+    these tests are arrays under :func:`table_bound`, lists elsewhere: both
+    kinds are driven)."""
+    saved = hashmap._COMPACT, hashmap._COMPACT_FRONT
+    hashmap._COMPACT, hashmap._COMPACT_FRONT = pages, starts
+    try:
+        yield
+    finally:
+        hashmap._COMPACT, hashmap._COMPACT_FRONT = saved
 
 
 def test_runs_are_in_the_table() -> None:
@@ -412,7 +427,8 @@ def test_a_run_of_2_31_pages_makes_the_table_a_list(policy: str) -> None:
     starts = [*range(2, 202, 2), 230]
     lens = [1] * 100 + [big]
     fl = HashmapFreelist(policy=policy)  # type: ignore[arg-type]
-    fl._init_verified((), lambda: iter([(starts, lens)]))
+    with compact_from(0, 0):
+        fl._init_verified((), lambda: iter([(starts, lens)]))
     assert fl._lim > 230
     assert type(fl._tab) is not list
     assert fl._tab[230] == big
@@ -429,7 +445,8 @@ def test_a_run_of_2_31_pages_makes_the_table_a_list(policy: str) -> None:
 def test_a_run_of_2_31_pages_built_makes_the_table_a_list() -> None:
     starts = [*range(2, 202, 2), 230]
     fl = HashmapFreelist()
-    fl._init_verified((), lambda: iter([(starts, [1] * 100 + [1 << 32])]))
+    with compact_from(0, 0):
+        fl._init_verified((), lambda: iter([(starts, [1] * 100 + [1 << 32])]))
     assert type(fl._tab) is list
     assert fl._tab[230] == 1 << 32
     assert fl.free_spans()[-2:] == [(200, 1), (230, 1 << 32)]

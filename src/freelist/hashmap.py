@@ -100,10 +100,29 @@ _TAB_ROOM = 64
 _TAB_RECHECK = 1024
 
 
-#: The run table is an ``array('i')``, 4 bytes a page, with entries up to
-#: this; a run longer (2**31 pages or more) makes it a list (:func:`_widen`),
-#: and its bound is kept below it, so an end entry always fits.
+#: A run table of at least this many pages is an ``array('i')``, 4 bytes a
+#: page (a list slot is 8, and the cache misses of a large table count more
+#: than CPython's faster list subscripts); a shorter one is a list.  So is a
+#: table with a run of 2**31 pages or more (:meth:`HashmapFreelist._widen`).
+#: The same for best fit's stacks of starts: an ``array('Q')`` (8 bytes a
+#: start, no int object per start) from ``_COMPACT_FRONT`` entries.
+_COMPACT = 1 << 20
+_COMPACT_FRONT = 1 << 16
+
+#: The largest entry of an ``array('i')`` table, and the table's largest
+#: bound (so that an end entry, less than the bound, always fits).
 _TAB_MAX = (1 << 31) - 1
+
+
+def _compact(tab: MutableSequence[int]) -> MutableSequence[int]:
+    """``tab`` as an ``array('i')`` (itself if it is one), or as it is when
+    an entry does not fit."""
+    if type(tab) is array:
+        return tab
+    try:
+        return array("i", tab)
+    except OverflowError:
+        return tab
 
 
 def _zeros(tab: MutableSequence[int], k: int) -> None:
@@ -325,7 +344,7 @@ class HashmapFreelist(SharedFreelist):
         dict entries it saves), and at most an eighth more than the top.
         """
         per = _TAB_PER_RUN
-        tab: MutableSequence[int] = array("i")
+        tab: MutableSequence[int] = []
         spill: dict[int, int] = {}
         long_ends: list[int] = []
         runs = free = top = lim_ok = grow_ok = 0
@@ -341,6 +360,8 @@ class HashmapFreelist(SharedFreelist):
                 grow_ok = max(grow_ok, _prefix_bound(ends, runs, 2 * per))
                 top = ends[-1]
                 size = min(grow_ok, top + 1, _TAB_MAX)
+                if size >= _COMPACT:
+                    tab = _compact(tab)
                 if size > len(tab):
                     _zeros(tab, size - len(tab))
                 try:
@@ -397,10 +418,18 @@ class HashmapFreelist(SharedFreelist):
             self._grow_at = lim  # not again before the next recheck
             return
         tab = self._tab
+        if new >= _COMPACT:
+            tab = self._tab = _compact(tab)
         _zeros(tab, new - lim)
         self._lim = new
-        for p in [p for p in spill if p < new]:
-            tab[p] = spill.pop(p)
+        moved = [p for p in spill if p < new]
+        try:
+            any(map(tab.__setitem__, moved, map(spill.__getitem__, moved)))
+        except OverflowError:  # a run of 2**31 pages or more
+            tab = self._widen()
+            any(map(tab.__setitem__, moved, map(spill.__getitem__, moved)))
+        for p in moved:
+            del spill[p]
         self._grown(lim)
 
     def _widen(self) -> MutableSequence[int]:
@@ -667,7 +696,8 @@ class HashmapFreelist(SharedFreelist):
 
 class _Size:
     """Best fit's index of the runs of one size: their starts in a
-    descending stack (``front``, an ``array('Q')``: 8 bytes a start, no int
+    descending stack (``front``, an ``array('Q')`` when long, see
+    :data:`_COMPACT_FRONT`: 8 bytes a start, no int
     object per start; its last entry is its lowest) and a heap (``heap``, the
     runs given back above the stack's lowest), and how many runs of the size
     are free (``live``).  Entries of runs merged or taken since are stale,
@@ -677,7 +707,7 @@ class _Size:
 
     __slots__ = ("front", "heap", "live")
 
-    def __init__(self, front: array[int], live: int) -> None:
+    def __init__(self, front: MutableSequence[int], live: int) -> None:
         self.front = front
         self.heap: list[int] = []
         self.live = live
@@ -707,8 +737,9 @@ class _BestFitHashmap(HashmapFreelist):
         for starts, lens in self._init_table(chunks):
             any(map(array.append, map(group, lens), starts))
         by = {}
-        for k, front in grouped.items():
-            front.reverse()  # starts arrived ascending: each front is descending
+        for k, got in grouped.items():
+            got.reverse()  # starts arrived ascending: each front is descending
+            front: MutableSequence[int] = got if len(got) >= _COMPACT_FRONT else got.tolist()
             by[k] = _Size(front, len(front))
         self._by = by
         self._sizes = sorted(by)
@@ -723,7 +754,7 @@ class _BestFitHashmap(HashmapFreelist):
         """Index a new run ``(s, n)`` by its size."""
         st = self._by.get(n)
         if st is None:
-            self._by[n] = _Size(array("Q", (s,)), 1)
+            self._by[n] = _Size([s], 1)
             sizes = self._sizes
             sizes.insert(bisect_left(sizes, n), n)
             return
@@ -746,7 +777,7 @@ class _BestFitHashmap(HashmapFreelist):
         """
         at = self._start_at
         live = sorted({s for s in (*st.heap, *st.front) if at(s) == k}, reverse=True)
-        st.front = array("Q", live)
+        st.front = array("Q", live) if len(live) >= _COMPACT_FRONT else live
         st.heap = []
 
     def _take(self, n: int) -> int:
@@ -918,7 +949,9 @@ class _BestFitHashmap(HashmapFreelist):
             by_size.setdefault(n, set()).add(s)
         for k, st in self._by.items():
             heap, front = st.heap, st.front
-            assert type(front) is array and front.typecode == "Q", "front not an array('Q')"
+            assert type(front) is list or (type(front) is array and front.typecode == "Q"), (
+                "front neither a list nor an array('Q')"
+            )
             assert type(heap) is list, "heap not a list"
             assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "not a heap"
             assert all(a > b for a, b in pairwise(front)), "front not descending"
