@@ -26,10 +26,13 @@ What this implementation adds beyond bbolt:
   larger size picked at random, from a seeded generator so runs repeat).
 * **First fit at hashmap speed.**  ``policy="first-fit"`` makes exactly the
   array's choices (the lowest-starting run of at least ``n`` pages, its first
-  ``n`` pages taken) in O(log S): the runs are also kept ordered by start in
-  blocks, with a max-tree over each block's longest run (see
-  :class:`_FirstFitHashmap`); it keeps no size heaps, so best fit pays nothing
-  for it.
+  ``n`` pages taken): a byte per page of the run table holds the length
+  (capped at 255) of the run that starts there, under two levels of upper
+  bounds (a byte per 256 pages, a byte per 65,536), searched in C by
+  compiled byte classes; a run given back sets its byte and raises two
+  bounds, with no search (see :class:`_FirstFitHashmap`).  Each policy is
+  its own subclass of the shared run table, so neither pays for the other's
+  index.
 * **No hash entry per free page.**  bbolt keeps a hash set of every free
   page id to answer "is this page free?".  Here the free and pending pages
   are one byte each in the shared page map (one byte per page of the file,
@@ -39,15 +42,18 @@ What this implementation adds beyond bbolt:
   indexed by their end in a :class:`sortedcontainers.SortedList`.  Allocating
   from the front of a long run keeps its end, so the index rarely changes.
 * **A run table indexed by page, not hash maps.**  A run's start and end
-  are entries of one Python list indexed by page id: ``+n`` where a run of
+  are entries of one table indexed by page id: ``+n`` where a run of
   ``n`` pages starts, ``-n`` where one ends (one past its last page), 0
-  elsewhere.  At 10^6 free pages a hit in a dict of 700,000 int keys misses
-  the cache several times (hash slot, entry, key object, value: about 0.5 us
-  here); a list slot is one pointer, and a short run's two entries share a
+  elsewhere.  A table of 2**20 pages or more is an ``array('i')`` (4 bytes a
+  page), a smaller one a list (CPython indexes lists faster).  At 10^6
+  free pages a hit in a dict of 700,000 int keys misses the cache several
+  times (hash slot, entry, key object, value: about 0.5 us
+  here); a table slot is one word, and a short run's two entries share a
   cache line, so an allocation or a release touches about one line where the
   dicts touched several.  A run taken whole clears its two entries (nothing
   stale is left).  The table covers the pages below a bound of at most
-  ``_TAB_PER_RUN`` = 12 pages (96 bytes) per free or pending run: at build,
+  ``_TAB_PER_RUN`` = 12 pages (48 bytes as an array) per free or pending
+  run: at build,
   the longest prefix of the runs that holds at least a run per 12 pages (and
   an eighth more than the top, to grow into); it grows, doubling within the
   bound, when runs come back close past its end.  The entries of pages past
@@ -213,13 +219,19 @@ class HashmapFreelist(SharedFreelist):
     fit, O(log D + log L) when it splits a larger run (amortised, heaps are
     compacted lazily); :meth:`free` O(n); :meth:`release` O(1) expected per
     run merged (O(log L) when a long run changes end; amortised O(1) for the
-    run table's growth); memory proportional to S (the run table: at most 96
-    bytes a run), plus one byte per page of the file (the page map): about 95
-    bytes a run at 10^5 and 10^6 free pages in runs of one and two pages,
-    about 175 to 195 where the runs are sparse enough to be spilled.  First
-    fit: :meth:`allocate` O(log S) (amortised, and O(1) for one page);
-    :meth:`release` O(log S) per run merged; :meth:`free` O(n); memory O(S),
-    about the same per run, plus the page map.
+    run table's growth); memory proportional to S (the run table: at most 48
+    bytes a run as an array, 96 as a list), plus one byte per page of the
+    file (the page map): about 36 bytes a run at 10^6 and 10^7 free pages in
+    runs of one and two pages (tables of 2**20 pages or more are compact
+    arrays; about 90 at 10^5, whose table is a list), more where the runs
+    are sparse enough to be spilled to a dict.  First fit: :meth:`allocate`
+    O(log H) for one page (H runs given back behind the pages handed out)
+    plus, when it searches, C-level scans of at most 256 bytes a level and
+    T/65,536 at the top (T the table's pages), amortised over the bounds its
+    releases raised; :meth:`release` O(1) per run merged in the table (plus
+    a heap push behind the front), O(log S') for the S' runs past it;
+    :meth:`free` O(n); memory about 34 bytes a run at 10^6 and 10^7, plus
+    the page map.
     """
 
     # This class is the run table both policies share (the table, its spill,
