@@ -78,7 +78,7 @@ from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from functools import partial
 from heapq import heappop, heappush, heapreplace
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 from sortedcontainers import SortedList
 
@@ -706,34 +706,26 @@ class HashmapFreelist(SharedFreelist):
         self._check_index()
 
 
-class _Size:
-    """Best fit's index of the runs of one size: their starts in a
-    descending stack (``front``, an ``array('Q')`` when long, see
-    :data:`_COMPACT_FRONT`: 8 bytes a start, no int
-    object per start; its last entry is its lowest) and a heap (``heap``, the
-    runs given back above the stack's lowest), and how many runs of the size
-    are free (``live``).  Entries of runs merged or taken since are stale,
-    recognised by the run table, and compacted away when they pass twice the
-    live runs (plus 16).  One record per size: a run that changes size
-    touches two records, one dict lookup each."""
-
-    __slots__ = ("front", "heap", "live")
-
-    def __init__(self, front: MutableSequence[int], live: int) -> None:
-        self.front = front
-        self.heap: list[int] = []
-        self.live = live
-
-
 class _BestFitHashmap(HashmapFreelist):
     """``HashmapFreelist(policy="best-fit")`` and ``policy="bbolt"``: the runs
-    indexed by size (see the module docs): ``_by`` maps each size present to
-    its :class:`_Size` record, ``_sizes`` is the sorted list of those sizes.
+    indexed by size (see the module docs).
+
+    ``_by`` maps each size present to its record, a list ``[front, heap,
+    live]``: the starts of its runs in a descending stack (``front``, whose
+    last entry is its lowest; an ``array('Q')`` from :data:`_COMPACT_FRONT`
+    entries, 8 bytes a start and no int object per start) and a heap
+    (``heap``, the runs given back above the stack's lowest), and how many
+    runs of the size are free (``live``).  Entries of runs merged or taken
+    since are stale, recognised by the run table, and compacted away when
+    they pass twice the live runs (plus 16).  One record per size, one dict
+    lookup for each size a run leaves or joins; a list, which CPython makes
+    and indexes faster than an object with slots.  ``_sizes`` is the sorted
+    list of the sizes present.
     """
 
     __slots__ = ("_by", "_rng", "_sizes")
 
-    _by: dict[int, _Size]
+    _by: dict[int, list[Any]]
     _sizes: list[int]
 
     def __init__(self, ids: Iterable[int] = (), *, policy: Policy = "best-fit", seed: int = 0):
@@ -752,7 +744,7 @@ class _BestFitHashmap(HashmapFreelist):
         for k, got in grouped.items():
             got.reverse()  # starts arrived ascending: each front is descending
             front: MutableSequence[int] = got if len(got) >= _COMPACT_FRONT else got.tolist()
-            by[k] = _Size(front, len(front))
+            by[k] = [front, [], len(front)]
         self._by = by
         self._sizes = sorted(by)
 
@@ -766,21 +758,21 @@ class _BestFitHashmap(HashmapFreelist):
         """Index a new run ``(s, n)`` by its size."""
         st = self._by.get(n)
         if st is None:
-            self._by[n] = _Size([s], 1)
+            self._by[n] = [[s], [], 1]
             sizes = self._sizes
             sizes.insert(bisect_left(sizes, n), n)
             return
-        front = st.front
-        heap = st.heap
+        front = st[0]
+        heap = st[1]
         if s < (front[-1] if front else heap[0] if heap else s + 1):
             front.append(s)  # a new lowest start: no sift through the heap
         else:
             heappush(heap, s)
-        c = st.live = st.live + 1
+        c = st[2] = st[2] + 1
         if len(front) + len(heap) > 2 * c + 16:
             self._compact(st, n)
 
-    def _compact(self, st: _Size, k: int) -> None:
+    def _compact(self, st: list[Any], k: int) -> None:
         """Drop the stale and duplicate entries of size ``k``'s record.
 
         Called when more than half of them are stale, so its cost is
@@ -788,9 +780,9 @@ class _BestFitHashmap(HashmapFreelist):
         size's entries stay within twice its live runs (plus 16).
         """
         at = self._start_at
-        live = sorted({s for s in (*st.heap, *st.front) if at(s) == k}, reverse=True)
-        st.front = array("Q", live) if len(live) >= _COMPACT_FRONT else live
-        st.heap = []
+        live = sorted({s for s in (*st[1], *st[0]) if at(s) == k}, reverse=True)
+        st[0] = array("Q", live) if len(live) >= _COMPACT_FRONT else live
+        st[1] = []
 
     def _take(self, n: int) -> int:
         by = self._by
@@ -810,8 +802,8 @@ class _BestFitHashmap(HashmapFreelist):
         # The lowest start of size k is the lower of the front stack's top
         # (descending, so its last entry is its lowest) and the heap's root;
         # entries of runs merged away since are skipped.
-        front = st.front
-        heap = st.heap
+        front: MutableSequence[int] = st[0]
+        heap: list[int] = st[1]
         while True:
             a = front.pop() if front and (not heap or front[-1] < heap[0]) else heappop(heap)
             if a < lim:
@@ -825,9 +817,9 @@ class _BestFitHashmap(HashmapFreelist):
                     self._spill[a] = v
         end = a + k
         # The run (a, k) leaves the size index.
-        c = st.live - 1
+        c = st[2] - 1
         if c:
-            st.live = c
+            st[2] = c
             if len(front) + len(heap) > 2 * c + 16:
                 self._compact(st, k)
         else:
@@ -905,10 +897,10 @@ class _BestFitHashmap(HashmapFreelist):
             if psz:
                 runs -= 1
                 st = by[psz]
-                c = st.live - 1
+                c = st[2] - 1
                 if c:
-                    st.live = c
-                    if len(st.front) + len(st.heap) > 2 * c + 16:
+                    st[2] = c
+                    if len(st[0]) + len(st[1]) > 2 * c + 16:
                         self._compact(st, psz)
                 else:
                     self._unlink(psz)
@@ -918,10 +910,10 @@ class _BestFitHashmap(HashmapFreelist):
             if nsz:
                 runs -= 1
                 st = by[nsz]
-                c = st.live - 1
+                c = st[2] - 1
                 if c:
-                    st.live = c
-                    if len(st.front) + len(st.heap) > 2 * c + 16:
+                    st[2] = c
+                    if len(st[0]) + len(st[1]) > 2 * c + 16:
                         self._compact(st, nsz)
                 else:
                     self._unlink(nsz)
@@ -931,13 +923,13 @@ class _BestFitHashmap(HashmapFreelist):
             if rec is None:
                 self._link(s, size)
             else:
-                front = rec.front
-                heap = rec.heap
+                front = rec[0]
+                heap = rec[1]
                 if s < (front[-1] if front else heap[0] if heap else s + 1):
                     front.append(s)  # a new lowest start (a page given back)
                 else:
                     heappush(heap, s)
-                c = rec.live = rec.live + 1
+                c = rec[2] = rec[2] + 1
                 if len(front) + len(heap) > 2 * c + 16:
                     self._compact(rec, size)
             if size > _SMALL and not keep_end:
@@ -954,13 +946,13 @@ class _BestFitHashmap(HashmapFreelist):
         counts: dict[int, int] = {}
         for n in fwd.values():
             counts[n] = counts.get(n, 0) + 1
-        assert {k: st.live for k, st in self._by.items()} == counts, "per-size counts are wrong"
+        assert {k: st[2] for k, st in self._by.items()} == counts, "per-size counts are wrong"
         assert self._sizes == sorted(counts), "size index is wrong"
         by_size: dict[int, set[int]] = {}
         for s, n in fwd.items():
             by_size.setdefault(n, set()).add(s)
         for k, st in self._by.items():
-            heap, front = st.heap, st.front
+            heap, front = st[1], st[0]
             assert type(front) is list or (type(front) is array and front.typecode == "Q"), (
                 "front neither a list nor an array('Q')"
             )
