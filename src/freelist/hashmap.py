@@ -161,10 +161,10 @@ def _fill(
     j = bisect_left(ends, size)
     if i == m and j == m:
         any(map(tab.__setitem__, starts, lens))
-        any(map(tab.__setitem__, ends, map(operator.neg, lens)))
+        any(map(tab.__setitem__, ends, _negs(lens)))
     else:
         any(map(tab.__setitem__, starts[:i], lens[:i]))
-        any(map(tab.__setitem__, ends[:j], map(operator.neg, lens[:j])))
+        any(map(tab.__setitem__, ends[:j], _negs(lens[:j])))
         spill.update(zip(starts[i:], lens[i:], strict=True))
         spill.update(zip(ends[j:], _negs(lens[j:]), strict=True))
 
