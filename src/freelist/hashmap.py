@@ -153,18 +153,18 @@ def _fill(
     again whole after an OverflowError, so every step can be repeated."""
     if spill:
         moved = [p for p in spill if p < size]
-        any(map(tab.__setitem__, moved, map(spill.__getitem__, moved)))
+        any(map(operator.setitem, itertools.repeat(tab), moved, map(spill.__getitem__, moved)))
         for p in moved:
             del spill[p]
     m = len(starts)
     i = bisect_left(starts, size)
     j = bisect_left(ends, size)
     if i == m and j == m:
-        any(map(tab.__setitem__, starts, lens))
-        any(map(tab.__setitem__, ends, _negs(lens)))
+        any(map(operator.setitem, itertools.repeat(tab), starts, lens))
+        any(map(operator.setitem, itertools.repeat(tab), ends, _negs(lens)))
     else:
-        any(map(tab.__setitem__, starts[:i], lens[:i]))
-        any(map(tab.__setitem__, ends[:j], _negs(lens[:j])))
+        any(map(operator.setitem, itertools.repeat(tab), starts[:i], lens[:i]))
+        any(map(operator.setitem, itertools.repeat(tab), ends[:j], _negs(lens[:j])))
         spill.update(zip(starts[i:], lens[i:], strict=True))
         spill.update(zip(ends[j:], _negs(lens[j:]), strict=True))
 
@@ -356,7 +356,8 @@ class HashmapFreelist(SharedFreelist):
         dict entries it saves), and at most an eighth more than the top.
         """
         per = _TAB_PER_RUN
-        tab: MutableSequence[int] = []
+        # built as an array (zeros appended in C), a list at the end if short
+        tab: MutableSequence[int] = array("i")
         spill: dict[int, int] = {}
         long_ends: list[int] = []
         runs = free = top = lim_ok = grow_ok = 0
@@ -372,8 +373,6 @@ class HashmapFreelist(SharedFreelist):
                 grow_ok = max(grow_ok, _prefix_bound(ends, runs, 2 * per))
                 top = ends[-1]
                 size = min(grow_ok, top + 1, _TAB_MAX)
-                if size >= _COMPACT:
-                    tab = _compact(tab)
                 if size > len(tab):
                     _zeros(tab, size - len(tab))
                 try:
@@ -396,6 +395,8 @@ class HashmapFreelist(SharedFreelist):
             )
             del tab[lim:], tail
         _zeros(tab, lim - len(tab))
+        if lim < _COMPACT and type(tab) is array:
+            tab = tab.tolist()
         self._tab = tab
         self._lim = lim
         self._spill = spill
@@ -436,10 +437,10 @@ class HashmapFreelist(SharedFreelist):
         self._lim = new
         moved = [p for p in spill if p < new]
         try:
-            any(map(tab.__setitem__, moved, map(spill.__getitem__, moved)))
+            any(map(operator.setitem, itertools.repeat(tab), moved, map(spill.__getitem__, moved)))
         except OverflowError:  # a run of 2**31 pages or more
             tab = self._widen()
-            any(map(tab.__setitem__, moved, map(spill.__getitem__, moved)))
+            any(map(operator.setitem, itertools.repeat(tab), moved, map(spill.__getitem__, moved)))
         for p in moved:
             del spill[p]
         self._grown(lim)
@@ -734,7 +735,7 @@ class _BestFitHashmap(HashmapFreelist):
         super().__init__(ids, policy=policy, seed=seed)
 
     def _init_runs(self, chunks: RunChunks) -> None:
-        # Loops in C: the table filled through maps of its ``__setitem__``, and
+        # Loops in C: the table filled through maps of operator.setitem, and
         # one append per run to its size's front through a defaultdict.
         grouped: defaultdict[int, array[int]] = defaultdict(partial(array, "Q"))
         group = grouped.__getitem__
@@ -1066,7 +1067,7 @@ class _FirstFitHashmap(HashmapFreelist):
         lim = self._lim
         i = bisect_left(starts, lim)
         pb = bytearray(lim)
-        any(map(pb.__setitem__, starts[:i], caps[:i]))
+        any(map(operator.setitem, itertools.repeat(pb), starts[:i], caps[:i]))
         self._pb = pb
         self._b1 = _bucket_maxes(pb)
         self._b2 = _bucket_maxes(self._b1)
