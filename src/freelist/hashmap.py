@@ -1561,3 +1561,9 @@ class _FirstFitHashmap(HashmapFreelist):
                 want_lv.append(0)  # this level's own padding
             assert lv[d] == want_lv, f"tree level {d} is wrong"
         assert len(lv[-1]) == 1 and self._down == lv[-2::-1]
+
+
+# Each policy's class shows the public name (``PageFile.stats().freelist``, a
+# replay's ``type``); its qualified name (repr of the class, pickling) stays
+# its own.
+_BestFitHashmap.__name__ = _FirstFitHashmap.__name__ = "HashmapFreelist"
