@@ -1393,7 +1393,7 @@ def test_hashmap_stale_heap_entries_are_compacted() -> None:
         fl.release(t)
         check(fl)
     assert fl.free_spans() == [(2, 377), *((p, 1) for p in range(380, 400, 2))]
-    assert len(fl._heaps.get(1, [])) + len(fl._fronts[1]) <= 2 * fl._live[1] + 17
+    assert len(fl._by[1][1]) + len(fl._by[1][0]) <= 2 * fl._by[1][2] + 17
 
 
 def test_hashmap_front_stack_keeps_the_lowest_start_rule() -> None:
@@ -1407,20 +1407,20 @@ def test_hashmap_front_stack_keeps_the_lowest_start_rule() -> None:
         fl.free(t, 10)
         fl.release(t)
         check(fl)
-    assert fl._fronts[1] == [40, 30, 20, 10]
-    assert 1 not in fl._heaps  # no heap until a run comes back in the middle
+    assert list(fl._by[1][0]) == [40, 30, 20, 10]
+    assert not fl._by[1][1]  # nothing in the heap until a run comes back in the middle
     # built from sorted ids, each size's starts are one descending stack;
     # pages below everything, given back highest first, stack up on it
     fl.init([20, 30, 40])
-    assert fl._fronts[1] == [40, 30, 20]
+    assert list(fl._by[1][0]) == [40, 30, 20]
     for t, p in enumerate([8, 6, 4], start=10):
         fl.free(t, p)
         fl.release(t)
         check(fl)
-    assert fl._fronts[1] == [40, 30, 20, 8, 6, 4]
+    assert list(fl._by[1][0]) == [40, 30, 20, 8, 6, 4]
     fl.free(15, 25)  # not below the lowest: into the heap
     fl.release(15)
-    assert fl._heaps[1] == [25]
+    assert fl._by[1][1] == [25]
     fl.free(20, 5)  # merges 4 and 6 into the run 4..6: both entries go stale
     fl.release(20)
     check(fl)

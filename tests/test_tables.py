@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -36,9 +37,24 @@ def table_bound(per_run: int, floor: int = 0, recheck: int = 4) -> Iterator[None
     saved = hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK
     hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK = per_run, floor, recheck
     try:
-        yield
+        with compact_from(0, 0):
+            yield
     finally:
         hashmap._TAB_PER_RUN, hashmap._TAB_MIN, hashmap._TAB_RECHECK = saved
+
+
+@contextmanager
+def compact_from(pages: int, starts: int) -> Iterator[None]:
+    """Make run tables of at least ``pages`` pages arrays (else lists), and
+    best fit's stacks of at least ``starts`` starts (the small tables of
+    these tests are arrays under :func:`table_bound`, lists elsewhere: both
+    kinds are driven)."""
+    saved = hashmap._COMPACT, hashmap._COMPACT_FRONT
+    hashmap._COMPACT, hashmap._COMPACT_FRONT = pages, starts
+    try:
+        yield
+    finally:
+        hashmap._COMPACT, hashmap._COMPACT_FRONT = saved
 
 
 def test_runs_are_in_the_table() -> None:
@@ -105,9 +121,11 @@ def test_a_run_straddling_the_bound() -> None:
         fl._check()
 
 
-def test_the_table_grows_and_takes_in_far_entries() -> None:
+@pytest.mark.parametrize("policy", ["best-fit", "first-fit"])
+def test_the_table_grows_and_takes_in_far_entries(policy: str) -> None:
+    # (first fit: the runs it takes in leave the blocks for the byte map)
     with table_bound(12, floor=16, recheck=1000):
-        fl = HashmapFreelist([2, 3, 40, 41, 42])
+        fl = HashmapFreelist([2, 3, 40, 41, 42], policy=policy)  # type: ignore[arg-type]
         assert fl._lim == 12  # 2..3 dense, 40..42 not
         assert fl._spill == {40: 3, 43: -3}
         fl.free(2, 14)  # close past the end: the table doubles
@@ -334,4 +352,103 @@ def test_runs_built_past_the_bound_are_spilled() -> None:
     assert fl.free_spans() == [(p, 1) for p in ids]
     fl._check()
     assert fl.allocate(2, 1) == 2
+    fl._check()
+
+
+def test_first_fit_byte_map_across_buckets_and_groups() -> None:
+    """First fit's byte map over a table of several groups (256 buckets of
+    256 pages each): one-page allocations from the heap of runs given back
+    and from the front, longer ones through stale bounds, runs longer than
+    255 pages, failing searches; every result the array's."""
+    r = random.Random(20)
+    ids: list[int] = []
+    p = 2
+    while p < 200_000:
+        n = r.choice([1, 1, 2, 3, 5, 8])
+        ids.extend(range(p, p + n))
+        p += n + r.randint(1, 12)
+    ids.extend(range(150_000_000 // 1000, 150_000_000 // 1000 + 300))  # a long run
+    ids = sorted(set(ids))
+    fl = HashmapFreelist(ids, policy="first-fit")
+    ref = ArrayFreelist(ids)
+    assert len(fl._b2) > 2  # several groups
+    held: list[tuple[int, int]] = []
+    txid = 2
+    for step in range(1500):
+        n = r.choice([1, 1, 1, 1, 2, 3, 4, 6, 9, 17, 280, 400])
+        got = fl.allocate(txid, n)
+        assert got == ref.allocate(txid, n), (step, n)
+        if got:
+            held.append((got, n))
+        if held and r.random() < 0.6:
+            s, k = held.pop(r.randrange(len(held)))
+            fl.free(txid, s, k)
+            ref.free(txid, s, k)
+        if r.random() < 0.3:
+            fl.release(txid)
+            ref.release(txid)
+            txid += 1
+        if step % 250 == 0:
+            fl._check()
+    fl.release(txid)
+    ref.release(txid)
+    assert fl.free_spans() == ref.free_spans()
+    fl._check()
+
+
+def test_first_fit_stale_bounds_are_lowered() -> None:
+    # Bucket and group bounds left high by runs taken are found stale and
+    # lowered by a later search, which still finds the first fit past them.
+    # (one-page runs every 4 pages, away from the long ones, keep the table
+    # over all of them)
+    long = [*range(10, 14), *range(70_000, 70_004), *range(140_000, 140_010)]
+    near = {p for q in (10, 70_000, 140_000) for p in range(q - 2, q + 12)}
+    ones = [p for p in range(20, 150_000, 4) if p not in near]
+    fl = HashmapFreelist(sorted([*long, *ones]), policy="first-fit")
+    assert fl._lim > 140_010
+    assert fl.allocate(2, 4) == 10  # group 0's bound stays 4 (stale)
+    assert fl.allocate(2, 4) == 70_000  # group 1's too
+    assert fl._b2[0] == 4
+    assert fl.allocate(2, 3) == 140_000  # through both stale groups
+    assert fl._b1[0] < 3  # a stale bucket bound, lowered
+    assert fl.allocate(2, 3) == 140_003
+    assert fl._b2[0] < 3  # group 0 searched whole this time: lowered
+    assert fl.allocate(2, 8) == 0  # nothing left that long
+    assert fl.allocate(2, 4) == 140_006
+    assert fl.allocate(2, 1) == ones[0]  # the lowest one-page run
+    fl._check()
+
+
+@pytest.mark.parametrize("policy", ["best-fit", "first-fit"])
+def test_a_run_of_2_31_pages_makes_the_table_a_list(policy: str) -> None:
+    # The table is an array('i'): a run given back that merges into a run of
+    # 2**31 pages or more (its start entry in the table) turns it into a list.
+    big = (1 << 31) - 10
+    starts = [*range(2, 202, 2), 230]
+    lens = [1] * 100 + [big]
+    fl = HashmapFreelist(policy=policy)  # type: ignore[arg-type]
+    with compact_from(0, 0):
+        fl._init_verified((), lambda: iter([(starts, lens)]))
+    assert fl._lim > 230
+    assert type(fl._tab) is not list
+    assert fl._tab[230] == big
+    fl.free(2, 210, 20)
+    fl.release(2)
+    assert type(fl._tab) is list
+    assert fl._tab[210] == big + 20
+    assert fl.free_spans()[-1] == (210, big + 20)
+    assert fl.allocate(3, 1 << 31) == 210
+    assert fl.free_spans()[-1] == (210 + (1 << 31), 10)
+    fl._check()
+
+
+def test_a_run_of_2_31_pages_built_makes_the_table_a_list() -> None:
+    starts = [*range(2, 202, 2), 230]
+    fl = HashmapFreelist()
+    with compact_from(0, 0):
+        fl._init_verified((), lambda: iter([(starts, [1] * 100 + [1 << 32])]))
+    assert type(fl._tab) is list
+    assert fl._tab[230] == 1 << 32
+    assert fl.free_spans()[-2:] == [(200, 1), (230, 1 << 32)]
+    assert fl.allocate(2, 1 << 32) == 230
     fl._check()

@@ -403,5 +403,6 @@ def test_trace_module_re_exports_the_split_modules() -> None:
     assert trace.generate is scenarios.generate
     assert trace.SCENARIOS is scenarios.SCENARIOS
     fl = trace.make_freelist("hashmap:bbolt", [2, 3])
-    assert type(fl) is HashmapFreelist
+    assert isinstance(fl, HashmapFreelist)
+    assert fl.policy == "bbolt"
     assert fl.free_page_ids() == [2, 3]

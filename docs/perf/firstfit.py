@@ -8,16 +8,34 @@ first fit's speed-up against it, after checking both end identically.  Run from
 the repository root::
 
     python docs/perf/firstfit.py [--repeat 7] [--sizes 1000 ... 1000000] [--scenario seed]
+        [--shuffled]
+
+``--shuffled`` replays the trace with its ``D`` lines (frees of pages in use
+at the start, pieces of runs all over the file) in a shuffled order: the
+same frees, no longer each run's pieces front to back.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import random
 import statistics
 
 from freelist import registry
 from freelist.trace import Trace, generate, run_ops
+
+
+def shuffled(trace: Trace, seed: int = 7) -> Trace:
+    """``trace`` with its ``D`` lines in a shuffled order (the other lines
+    stay where they are)."""
+    ops = list(trace.ops)
+    at = [i for i, op in enumerate(ops) if op[0] == "D"]
+    frees = [ops[i] for i in at]
+    random.Random(seed).shuffle(frees)
+    for i, op in zip(at, frees, strict=True):
+        ops[i] = op
+    return Trace(trace.hwm, trace.spans, ops, [0] * len(ops), "<shuffled frees>")
 
 
 def per_op(spec: str, trace: Trace) -> float:
@@ -33,11 +51,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--scenario", default="seed")
     ap.add_argument("--no-array", action="store_true", help="skip the array at the largest size")
+    ap.add_argument("--shuffled", action="store_true", help="shuffle the trace's D lines")
     args = ap.parse_args()
-    print(f"{args.scenario} trace, 2000 transactions, median of {args.repeat} interleaved runs")
+    what = f"{args.scenario} trace{', D lines shuffled' if args.shuffled else ''}"
+    print(f"{what}, 2000 transactions, median of {args.repeat} interleaved runs")
     print(f"{'free pages':>10} {'best-fit us/op':>15} {'first-fit us/op':>16} {'first/best':>11}")
     for size in args.sizes:
         trace = generate(args.scenario, size, 2000, 1)
+        if args.shuffled:
+            trace = shuffled(trace)
         times: dict[str, list[float]] = {"hashmap:best-fit": [], "hashmap:first-fit": []}
         for _ in range(args.repeat):
             for spec, got in times.items():

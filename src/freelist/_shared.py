@@ -74,6 +74,9 @@ _MAP_MIN = 1 << 13
 _MAP_PER_PAGE = 16
 _MAP_PER_RUN = 64
 
+#: A pending run's length (its second field), in C.
+_run_length = operator.itemgetter(1)
+
 # Above this many unapplied changes, the sorted id cache is dropped rather than
 # patched (patching costs one memmove of the cache per change).
 _LOG_CAP = 256
@@ -707,7 +710,7 @@ class SharedFreelist:
             for s, n, _ in spans:
                 if s + n > size:
                     far.difference_update(range(max(s, size), s + n))
-        self._npend -= sum([sp[1] for sp in spans])
+        self._npend -= sum(map(_run_length, spans))
         self._put(spans)
 
     def release_range(self, begin: int, end: int) -> None:
