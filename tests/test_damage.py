@@ -462,6 +462,35 @@ def damage_tree_elements(o: Original, r: random.Random, buf: bytearray) -> str:
     return f"leaf page {p} element {i} {name} = {value & 0xFFFFFFFF}"
 
 
+def damage_leaf_value(o: Original, r: random.Random, buf: bytearray) -> str:
+    """A leaf value past its page (issue 21 hole 1): a leaf with overflow
+    pages gets a smaller overflow in its header, or one element's value size
+    grows so the value ends past the leaf's last page.  The pages the value
+    reaches stay in use: the walk must refuse the leaf, not free them."""
+    new = o.newest()
+    leaves = []
+    for p in new.tree:
+        flags, count, overflow = struct.unpack_from("<HHI", o.data, p * o.ps + 8)
+        if flags & LEAF_PAGE and count:
+            leaves.append((p, count, overflow))
+    if not leaves:
+        return damage_tree_elements(o, r, buf)
+    big = [leaf for leaf in leaves if leaf[2]]
+    if big and r.random() < 0.6:
+        p, _count, overflow = r.choice(big)
+        value = r.randrange(overflow)
+        _put(buf, p * o.ps + 12, "<I", value)
+        return f"leaf page {p} overflow {overflow} -> {value} (a value past its page)"
+    p, count, overflow = r.choice(leaves)
+    i = r.randrange(count)
+    elem = p * o.ps + 16 + 16 * i
+    _flags, pos, ksize, _vsize = struct.unpack_from("<IIII", o.data, elem)
+    end = (1 + overflow) * o.ps - (16 + 16 * i + pos + ksize)  # bytes to the run's end
+    value = end + r.choice([1, 8, o.ps, o.ps * r.randint(2, 4)])
+    _put(buf, elem + 12, "<I", value)
+    return f"leaf page {p} element {i} vsize = {value} (past its {1 + overflow} page(s))"
+
+
 def damage_truncate(o: Original, r: random.Random, buf: bytearray) -> str:
     """Cut the file short (or leave one byte short of a page)."""
     ps = o.ps
@@ -658,8 +687,15 @@ KINDS: dict[str, DamageFn] = {
     "fl-ids": damage_freelist_ids,
     "tree-header": damage_tree_header,
     "tree-elem": damage_tree_elements,
+    "leaf-value": damage_leaf_value,
     "truncate": damage_truncate,
 }
+
+#: Kinds whose damage leaves every page of the undamaged tree in use (the
+#: damage only makes the tree claim less than it holds): no page of the
+#: opened state's undamaged tree may be handed out, whatever the damaged
+#: file's own walk finds.
+TREE_KEPT = {"leaf-value"}
 
 #: Damage aimed at the freelist log, run on the log sources only (the
 #: freelist-page kinds above do not apply to them and are left out).
@@ -844,10 +880,11 @@ def _freelist_run(pf: PageFile) -> set[int]:
     return set(range(fl, fl + 1 + head.overflow))
 
 
-def _transactions(pf: PageFile, o: Original, r: random.Random) -> None:
+def _transactions(pf: PageFile, o: Original, r: random.Random, *, tree_kept: bool) -> None:
     """A few write transactions; every allocate() checked against the live
     set: the opened state's tree pages and metas, the freelist page the meta
-    names at the time, and the pages this case allocated and did not free."""
+    names at the time, and the pages this case allocated and did not free.
+    ``tree_kept``: the damage keeps every page of the undamaged tree in use."""
     state = _state_of(o, pf.meta)
     tree: set[int] | None = None
     if state is not None and state.meta.freelist != NO_FREELIST:
@@ -856,6 +893,8 @@ def _transactions(pf: PageFile, o: Original, r: random.Random) -> None:
         # No synced freelist: what is in use is what the (damaged) tree reaches,
         # walked here apart from PageFile; the open succeeded, so the walk does.
         tree = {0, 1, *_tree_pages(pf.path, o.ps, state.meta)}
+        if tree_kept:
+            tree |= state.tree_pages
     mine: list[tuple[int, int]] = []
     drain = r.random() < 0.5  # hand out every free page once, so each listed id is tried
     for _ in range(3):
@@ -910,7 +949,7 @@ def state_freelist(state: State) -> set[int]:
     return state.live - state.tree_pages - {0, 1}
 
 
-def _run_case(path: Path, o: Original, r: random.Random) -> list[str]:
+def _run_case(path: Path, o: Original, r: random.Random, *, tree_kept: bool = False) -> list[str]:
     """Open, check and write the damaged file every way; return what was refused."""
     refused: list[str] = []
     kind = r.choice(["array", "hashmap"])
@@ -936,7 +975,7 @@ def _run_case(path: Path, o: Original, r: random.Random) -> list[str]:
             refused.append(f"{how} open: {type(e).__name__}")
         try:
             with PageFile.open(path, freelist=kind, reachable=walker, freelist_format=fmt) as pf:
-                _transactions(pf, o, r)
+                _transactions(pf, o, r, tree_kept=tree_kept)
         except FreelistError as e:
             refused.append(f"{how} write: {type(e).__name__}")
     return refused
@@ -954,7 +993,7 @@ def test_damaged_file(
     path.write_bytes(bytes(buf))
     with watchdog(CASE_SECONDS, f"{source}/{kind}/{seed} ({what})"):
         try:
-            _run_case(path, o, r)
+            _run_case(path, o, r, tree_kept=kind in TREE_KEPT)
         except LivePageHandedOutError as e:
             raise LivePageHandedOutError(f"{what}: {e}") from None
 
