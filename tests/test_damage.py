@@ -55,6 +55,7 @@ from pathlib import Path
 import pytest
 
 from freelist import FreelistError, PageFile, bbolt, freelog, pagefile, persist
+from freelist import meta as metas
 from freelist._fileio import FileIO
 from freelist.errors import CorruptPageError
 from freelist.layout import (
@@ -357,6 +358,33 @@ def damage_meta(o: Original, r: random.Random, buf: bytearray) -> str:
     if fixed:
         _fix_checksum(buf, off)
     return f"meta {m} {name} = {value}{' (checksum fixed)' if fixed else ''}"
+
+
+def damage_meta_place(o: Original, r: random.Random, buf: bytearray) -> str:
+    """Metas swapped or misplaced (issue 21 hole 3): the two meta pages
+    swapped, or one copied over the other, each header naming the page it
+    now sits on or still the page it came from; sometimes the newest meta's
+    freelist is damaged too, so an open falls back to the older meta."""
+    ps = o.ps
+    m0, m1 = bytes(buf[0:ps]), bytes(buf[ps : 2 * ps])
+    what = r.choice(["swap", "swap", "copy-newest", "copy-older"])
+    fix = r.random() < 0.7
+    newest = next(p for p in (0, 1) if Meta.unpack(o.data, p * ps)[0] == o.newest().meta)
+    if what == "swap":
+        buf[0:ps], buf[ps : 2 * ps] = m1, m0
+    else:
+        src = newest if what == "copy-newest" else 1 - newest
+        dst = 1 - src
+        buf[dst * ps : (dst + 1) * ps] = (m0, m1)[src]
+    if fix:
+        for p in (0, 1):
+            _put(buf, p * ps, "<Q", p)
+    head = o.newest().meta.freelist
+    broke = ""
+    if head != NO_FREELIST and r.random() < 0.4 and (head + 1) * ps <= len(buf):
+        buf[head * ps + 20 + r.randrange(4)] ^= 0xFF  # a log run's crc, a freelist page's ids
+        broke = f", freelist page {head} damaged"
+    return f"metas: {what}{' (header ids fixed)' if fix else ''}{broke}"
 
 
 def damage_freelist_header(o: Original, r: random.Random, buf: bytearray) -> str:
@@ -683,6 +711,7 @@ DamageFn = Callable[[Original, random.Random, bytearray], str]
 KINDS: dict[str, DamageFn] = {
     "flip": damage_flip,
     "meta": damage_meta,
+    "meta-place": damage_meta_place,
     "fl-header": damage_freelist_header,
     "fl-ids": damage_freelist_ids,
     "tree-header": damage_tree_header,
@@ -928,6 +957,25 @@ def _transactions(pf: PageFile, o: Original, r: random.Random, *, tree_kept: boo
             if mine and r.random() < 0.5:
                 p, n = mine.pop(r.randrange(len(mine)))
                 tx.free(p, n)
+        _the_disk_opens_at(pf)
+
+
+class LostCommitError(AssertionError):
+    """The file on disk no longer opens at the commit just acknowledged."""
+
+
+def _the_disk_opens_at(pf: PageFile) -> None:
+    """The meta an open of the file would choose now is the one the last
+    commit wrote: a commit overwrote no newer meta, and left no second meta
+    of its txid to be chosen instead."""
+    io = FileIO(pf.path, readonly=True, create=False)
+    try:
+        _ps, verdicts = metas.read(io, None)
+        chosen = metas.choose(io, verdicts).meta
+    finally:
+        io.close()
+    if chosen != pf.meta:
+        raise LostCommitError(f"committed {pf.meta}, but the disk opens at {chosen}")
 
 
 def _tree_pages(path: str, ps: int, meta: Meta) -> set[int]:
@@ -996,6 +1044,8 @@ def test_damaged_file(
             _run_case(path, o, r, tree_kept=kind in TREE_KEPT)
         except LivePageHandedOutError as e:
             raise LivePageHandedOutError(f"{what}: {e}") from None
+        except LostCommitError as e:
+            raise LostCommitError(f"{what}: {e}") from None
 
 
 _ORIGINALS: dict[str, Original] = {}

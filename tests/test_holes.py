@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from freelist import PageFile, bbolt
+from freelist import NoValidMetaError, PageFile, bbolt
 from freelist.bbolt import BboltTreeError
-from freelist.layout import LEAF_PAGE
+from freelist.layout import LEAF_PAGE, Meta
 
 from .bboltfile import branch_body, leaf_body, page, watchdog, write_file
 
@@ -36,3 +36,116 @@ def test_a_leaf_value_past_its_page_stops_the_walk(tmp_path: Path) -> None:
         PageFile.open(path, readonly=True, reachable=bbolt.reachable)
     assert "page 3" in str(info.value)
     assert "runs past" in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Hole 3: metas misplaced; a commit overwriting the newest meta.
+
+
+def _raw_meta(path: Path, page: int, ps: int) -> bytes:
+    return path.read_bytes()[page * ps : (page + 1) * ps]
+
+
+def _put_meta(path: Path, page: int, raw: bytes, ps: int, *, header_id: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[page * ps : (page + 1) * ps] = raw
+    data[page * ps : page * ps + 8] = header_id.to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+
+
+def _swap_metas(path: Path, ps: int, *, fix_ids: bool) -> None:
+    """Swap the two meta pages; ``fix_ids``: rewrite each header to name the
+    page it now sits on (so both stay valid, each on the other's page)."""
+    m0, m1 = _raw_meta(path, 0, ps), _raw_meta(path, 1, ps)
+    _put_meta(path, 0, m1, ps, header_id=0 if fix_ids else 1)
+    _put_meta(path, 1, m0, ps, header_id=1 if fix_ids else 0)
+
+
+def _metas_on_disk(path: Path, ps: int) -> list[Meta]:
+    data = path.read_bytes()
+    return [Meta.unpack(data, p * ps)[0] for p in (0, 1)]
+
+
+def _commit_root(pf: PageFile) -> int:
+    with pf.update() as tx:
+        root = tx.allocate(1)
+        tx.write(root, b"root")
+        tx.root = root
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["bbolt", "log"])
+def test_a_commit_never_overwrites_the_meta_it_stands_on(path: Path, fmt: str) -> None:
+    # Metas on the "wrong" pages (meta N on page (N+1) % 2): bbolt's rule,
+    # page txid % 2, made commit N+1 overwrite meta N, the newest; a torn
+    # write there fell back two commits.  The commit goes to the other page.
+    with PageFile.open(path, freelist_format=fmt) as pf:
+        for _ in range(3):
+            _commit_root(pf)
+        n = pf.meta.txid
+    _swap_metas(path, PS, fix_ids=True)
+    with PageFile.open(path, freelist_format=fmt, shrink=False) as pf:
+        assert pf.meta.txid == n
+        _commit_root(pf)
+    assert sorted(m.txid for m in _metas_on_disk(path, PS)) == [n, n + 1]
+
+
+def _log_file_with_a_damaged_head(path: Path, commits: int) -> tuple[int, int]:
+    """A log file whose newest meta N sits on page (N+1) % 2 and names a
+    damaged record run; meta N-1 (sound) sits on page N % 2.  Returns N and
+    the page of meta N."""
+    with PageFile.open(path, freelist_format="log") as pf:
+        for _ in range(commits):
+            _commit_root(pf)
+        n = pf.meta.txid
+    _swap_metas(path, PS, fix_ids=True)
+    data = bytearray(path.read_bytes())
+    page = (n + 1) % 2
+    meta = Meta.unpack(data, page * PS)[0]
+    assert meta.txid == n
+    data[meta.freelist * PS + 20] ^= 0xFF  # the head run's crc: damaged
+    path.write_bytes(bytes(data))
+    return n, page
+
+
+@pytest.mark.parametrize("commits", [6, 7])  # meta N on page 0, and on page 1
+def test_an_acknowledged_commit_after_a_log_fallback_survives(path: Path, commits: int) -> None:
+    # Issue 21 hole 3: the open fell back to meta N-1 (N's chain is damaged);
+    # the next commit, txid N, overwrote meta N-1 (page N % 2), leaving two
+    # metas with txid N; the damaged one was chosen and the file refused.
+    n, _page = _log_file_with_a_damaged_head(path, commits)
+    # (shrink=False: a shrinking commit copies its meta to both pages)
+    with PageFile.open(path, freelist_format="log", shrink=False) as pf:
+        assert pf.meta.txid == n - 1  # the fallback
+        with pf.update() as tx:  # not the lost commit N again: other pages
+            tx.write(tx.allocate(3), b"data")
+            root = tx.allocate(1)
+            tx.root = root
+        assert pf.meta.txid == n
+    with PageFile.open(path, freelist_format="log") as pf:
+        assert (pf.meta.txid, pf.meta.root) == (n, root)
+        assert pf.check() == []
+
+
+def test_a_meta_whose_header_names_the_other_page_is_not_valid(path: Path) -> None:
+    with PageFile.open(path) as pf:
+        for _ in range(3):
+            _commit_root(pf)
+        n = pf.meta.txid
+    newest = n % 2
+    # The newest meta copied (header and all) onto the other page: that copy
+    # is misplaced; the newest meta stays the one chosen, and check says so.
+    _put_meta(path, 1 - newest, _raw_meta(path, newest, PS), PS, header_id=newest)
+    with PageFile.open(path, readonly=True) as pf:
+        assert pf.meta.txid == n
+        problems = pf.check()
+    assert any("header names page" in p and f"meta page {1 - newest}" in p for p in problems)
+    # Swapped wholesale: neither meta sits on its own page.
+    _swap_metas(path, PS, fix_ids=False)
+    with pytest.raises(NoValidMetaError, match="misplaced"):
+        PageFile.open(path, readonly=True)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "pages.db"

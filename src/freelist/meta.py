@@ -2,12 +2,16 @@
 
 One :func:`validate` judges a meta for the open path and for
 :meth:`PageFile.check <freelist.PageFile.check>` alike.  A meta is valid when
-its magic, version and checksum are good and its page size is the one it was
-read at: meta 0 sits at offset 0 whatever the page size, so it names the page
-size; meta 1 sits at offset ``page_size`` and is looked for, as bbolt does, at
-every page size from 512 bytes up to 16 MiB (:data:`~freelist.layout.READ_PAGE_SIZES`).
+its magic, version and checksum are good, its page header names the page it
+sits on (a meta copied or swapped onto the other page is not valid there),
+and its page size is the one it was read at: meta 0 sits at offset 0 whatever
+the page size, so it names the page size; meta 1 sits at offset
+``page_size`` and is looked for, as bbolt does, at every page size from 512
+bytes up to 16 MiB (:data:`~freelist.layout.READ_PAGE_SIZES`).
 
-:func:`choose` takes the newest valid meta.  Valid metas at two different page
+:func:`choose` takes the newest valid meta, and :func:`write` puts the next
+commit's meta on the other page, so no commit overwrites the state the file
+was opened at.  Valid metas at two different page
 sizes contradict each other: that file is refused with
 :class:`~freelist.MetaConflictError` rather than opened at one of them (which
 could step back to an older commit and read the file at the wrong offsets).
@@ -23,6 +27,7 @@ from .errors import (
     FileFormatError,
     FileTooShortError,
     FreelistPageError,
+    InvalidArgumentError,
     MetaConflictError,
     NoValidMetaError,
     PageSizeMismatchError,
@@ -40,7 +45,7 @@ from .layout import (
     Meta,
 )
 
-__all__ = ["Verdict", "choose", "problems", "read", "validate", "write", "write_copy"]
+__all__ = ["Verdict", "choose", "problems", "read", "validate", "write"]
 
 _META_BYTES = PAGE_HEADER_SIZE + META_SIZE
 
@@ -82,6 +87,7 @@ def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
     if len(raw) < _META_BYTES:
         return Verdict(page, None, f"{where}: cut short at the end of the file", FileTooShortError)
     meta, stored = Meta.unpack(raw, 0)
+    header_id = int.from_bytes(raw[0:8], "little")
     if meta.magic != MAGIC:
         return Verdict(page, None, f"{where}: bad magic {meta.magic:#x}", BadMagicError)
     if meta.version not in (VERSION, LOG_VERSION):
@@ -98,6 +104,12 @@ def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
         return Verdict(page, None, f"{where}: checksum mismatch", NoValidMetaError)
     if meta.page_size != ps:
         problem = f"{where}: page size {meta.page_size}, but read at page size {ps}"
+        return Verdict(page, None, problem, NoValidMetaError)
+    if header_id != page:
+        # Every writer (bbolt, and this library's commits and copies) names the
+        # page a meta sits on in its header; the checksum does not cover the
+        # header, so a meta copied or swapped onto the other page shows here.
+        problem = f"{where}: its header names page {header_id}, not its own (a misplaced meta)"
         return Verdict(page, None, problem, NoValidMetaError)
     if not meta.hwm >= 2 or meta.hwm * ps > size:
         problem = (
@@ -176,8 +188,13 @@ def _likeliest(io: FileIO, claimed: int | None, size: int) -> int:
     return 4096 if size >= 2 * 4096 else READ_PAGE_SIZES[0]
 
 
-def choose(io: FileIO, verdicts: list[Verdict]) -> Meta:
-    """The newest valid meta.
+def choose(io: FileIO, verdicts: list[Verdict]) -> Verdict:
+    """The verdict of the newest valid meta (its ``meta`` is set, its
+    ``page`` says where it sits: the next commit writes the other page).
+
+    Two valid metas with the same txid (a commit copied to both pages) are
+    one state; the one on page ``txid % 2`` is taken, so the next commit
+    writes page ``(txid + 1) % 2``, where bbolt would write it.
 
     :raises FileFormatError: the subclass for the fault when no meta is
         usable (mixed faults: :class:`~freelist.NoValidMetaError`), or the
@@ -191,11 +208,17 @@ def choose(io: FileIO, verdicts: list[Verdict]) -> Meta:
         kinds = {v.error for v in verdicts}
         error = kinds.pop() if len(kinds) == 1 else NoValidMetaError
         raise io.error(error, f"no valid meta page: {problems}")
-    newest = max(usable, key=lambda v: v.meta.txid if v.meta else -1)
+    newest = max(usable, key=_rank)
     if newest.problem:
         raise io.error(newest.error, newest.problem)
     assert newest.meta is not None
-    return newest.meta
+    return newest
+
+
+def _rank(v: Verdict) -> tuple[int, bool]:
+    """Newer first; of two with one txid, the one on page ``txid % 2``."""
+    assert v.meta is not None
+    return v.meta.txid, v.page == v.meta.txid % 2
 
 
 def problems(io: FileIO, ps: int) -> list[str]:
@@ -212,29 +235,27 @@ def problems(io: FileIO, ps: int) -> list[str]:
     return [p for p in out if p]
 
 
-def write(io: FileIO, meta: Meta) -> None:
-    """Write ``meta`` to page ``txid % 2`` (not synced).
+def write(io: FileIO, meta: Meta, page: int) -> None:
+    """Write ``meta`` to meta page ``page`` (0 or 1), its header naming that
+    page (not synced).
+
+    A commit writes the page that does *not* hold the meta the file was
+    opened at (or last committed): never the newest acknowledged state, even
+    when the metas sit on pages other than ``txid % 2`` (bbolt's rule, which
+    would overwrite the newest meta then), or when the open fell back to the
+    older meta.  A commit that changes the file's format, or lowers its
+    high-water mark, then writes the same meta to the other page too, once
+    its own copy is durable: no meta of the old format (which bbolt would
+    open), or whose pages pass the shorter file, is left behind.
 
     :raises FileIOError: the write failed.
-    :raises InvalidArgumentError: a field does not fit its width.
+    :raises InvalidArgumentError: a field does not fit its width, or
+        ``page`` is not 0 or 1.
 
     Runtime complexity: O(page_size).
     """
-    io.pwrite(meta.pack_page(meta.page_size), (meta.txid % 2) * meta.page_size)
-
-
-def write_copy(io: FileIO, meta: Meta) -> None:
-    """Write ``meta`` to the *other* meta page too (not synced), so that both
-    metas name the same state: a commit that changes the file's format does
-    this once its own meta is durable, so no meta of the old format (which
-    bbolt would open) is left behind.
-
-    :raises FileIOError: the write failed.
-    :raises InvalidArgumentError: a field does not fit its width.
-
-    Runtime complexity: O(page_size).
-    """
-    page = 1 - meta.txid % 2
+    if page not in (0, 1):
+        raise InvalidArgumentError(f"a meta page is 0 or 1, not {page!r}")
     raw = bytearray(meta.pack_page(meta.page_size))
     raw[0:8] = page.to_bytes(8, "little")
     io.pwrite(bytes(raw), page * meta.page_size)

@@ -143,6 +143,7 @@ class _State:
         self.bytes_last = 0
         self.bytes_total = 0
         self.meta = Meta(0, 0, 0, 0, 0)
+        self.meta_page = 0  # the meta page holding ``meta``: commits write the other
         self.owned: list[Run] = []
         self.writer: Transaction | None = None
         self.readers: set[Transaction] = set()
@@ -154,8 +155,8 @@ class _State:
         if self.closed:
             raise self.io.error(ClosedError, "the file is closed")
 
-    def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
-        self.meta = meta
+    def publish(self, meta: Meta, page: int, owned: list[Run], freelist_bytes: int) -> None:
+        self.meta, self.meta_page = meta, page
         self.owned = owned
         self.writing.published()  # (the log updates ``owned`` in place here)
         self.bytes_last = freelist_bytes
@@ -379,8 +380,10 @@ class PageFile:
         st = self._state
         io = st.io
         _ps, verdicts = metas.read(io, want_page_size)
-        meta = metas.choose(io, verdicts)
-        st.meta = meta
+        chosen = metas.choose(io, verdicts)
+        assert chosen.meta is not None
+        meta = chosen.meta
+        st.meta, st.meta_page = meta, chosen.page
         io.map(io.size())
         stored = persist.reading(meta).read(io, meta)
         if stored.errors and meta.version == LOG_VERSION:
@@ -392,8 +395,9 @@ class PageFile:
                     continue
                 older = persist.reading(other).read(io, other)
                 if not older.errors and older.ids is not None:
+                    # The next commit writes the other page: the damaged one.
                     meta, stored = other, older
-                    st.meta = meta
+                    st.meta, st.meta_page = meta, v.page
         ids: Iterable[int]
         if not stored.errors and stored.ids is not None:
             owned, ids = stored.owned, stored.ids

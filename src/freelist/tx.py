@@ -15,7 +15,10 @@ Commit protocol (the same as bbolt's):
    full list for bbolt's page, this transaction's changes for the log);
 3. ``fdatasync``;
 4. the new meta (txid, root, freelist field, high-water mark, checksum) is
-   written to page ``txid % 2``; ``fdatasync``.
+   written to the meta page that does not hold the meta the file stands on
+   (page ``txid % 2`` as in bbolt, unless the metas sit elsewhere or the open
+   fell back to the older one: the newest acknowledged meta is never
+   overwritten); ``fdatasync``.
 
 A crash before step 4 completes leaves the previous meta the newest valid one;
 the pages of the lost transaction are simply free again.  A torn meta page fails
@@ -102,6 +105,7 @@ class TxHost(Protocol):
     lock: threading.RLock
     freelist: Freelist
     meta: Meta
+    meta_page: int  # the meta page holding ``meta``; a commit writes the other one
     owned: list[Run]  # the runs the committed freelist occupies, sorted
     writing: FreelistFormat
     shrink: bool  # give the free tail back at commit
@@ -119,8 +123,9 @@ class TxHost(Protocol):
         holds the meta's pages (truncated by another process)."""
         ...
 
-    def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
-        """Record a durable commit (and the bytes its freelist took)."""
+    def publish(self, meta: Meta, page: int, owned: list[Run], freelist_bytes: int) -> None:
+        """Record a durable commit, the meta page it went to (and the bytes
+        its freelist took)."""
         ...
 
     def fail(self, reason: str) -> None:
@@ -463,12 +468,15 @@ class Transaction:
             io.sync()
             meta = Meta(ps, self._root, field, self._hwm, txid, fmt.flags, 0, version=fmt.version)
             meta_started = True
-            metas.write(io, meta)
+            # The page not holding the meta the file stands on: never the
+            # newest acknowledged state (see meta.write).
+            page = 1 - host.meta_page
+            metas.write(io, meta, page)
             io.sync()
             if host.meta.version != meta.version:
                 # The format changed between bbolt's and the log's: leave no
                 # meta of the old one (see the file-format docs).
-                metas.write_copy(io, meta)
+                metas.write(io, meta, 1 - page)
                 io.sync()
         except BaseException as e:
             fl.rollback(txid)
@@ -483,9 +491,9 @@ class Transaction:
                     f"page ({type(e).__name__})"
                 )
             raise
-        host.publish(meta, owned, nbytes)
+        host.publish(meta, page, owned, nbytes)
         if host.shrink and (tail[1] or host.trim_check):
-            self._trim(prev, meta, copied=bool(tail[1]) and self._copy_meta(meta))
+            self._trim(prev, meta, copied=bool(tail[1]) and self._copy_meta(meta, 1 - page))
 
     def _drop_free_tail(self) -> tuple[int, int]:
         """Take the free run that ends at the high-water mark off the freelist
@@ -540,7 +548,7 @@ class Transaction:
         self._hwm = start
         return (start, n)
 
-    def _copy_meta(self, meta: Meta) -> bool:
+    def _copy_meta(self, meta: Meta, page: int) -> bool:
         """Write ``meta`` to the other meta page too (its header naming that
         page) and sync; whether that worked.  Done after a commit that lowered
         the high-water mark, before the file is cut: the older meta's mark may
@@ -550,7 +558,7 @@ class Transaction:
         """
         io = self._host.io
         try:
-            metas.write_copy(io, meta)
+            metas.write(io, meta, page)
             io.sync()
         except FreelistError:
             return False  # the commit is durable; the file is cut at a later commit
