@@ -519,6 +519,43 @@ def damage_leaf_value(o: Original, r: random.Random, buf: bytearray) -> str:
     return f"leaf page {p} element {i} vsize = {value} (past its {1 + overflow} page(s))"
 
 
+class Damaged(bytearray):
+    """The damaged file's bytes; ``sparse_to``: extend the written file to
+    this size with a hole (0: no)."""
+
+    sparse_to = 0
+
+
+#: The largest file the campaign makes sparse (ext4 takes files under 16 TiB).
+SPARSE_MAX = 1 << 43
+
+
+def damage_sparse(o: Original, r: random.Random, buf: bytearray) -> str:
+    """A sparse file with a huge high-water mark (issue 21 hole 2): the
+    newest meta, or both, claims 2**24 .. 2**40 pages (checksum fixed) and
+    the file is extended to hold them, as a hole; sometimes the freelist page
+    claims as many ids too.  What the file holds stays a few pages."""
+    ps = o.ps
+    hwm = min(1 << r.choice([24, 27, 30, 33, 36, 40]), SPARSE_MAX // ps)
+    new = o.newest().meta
+    pages = [p for p in (0, 1) if Meta.unpack(o.data, p * ps)[0] == new]
+    if r.random() < 0.4:
+        pages = [0, 1]
+    for p in pages:
+        _put(buf, p * ps + 56, "<Q", hwm)
+        _fix_checksum(buf, p * ps)
+    what = f"meta(s) {pages} claim {hwm} pages"
+    fl = new.freelist
+    if fl != NO_FREELIST and new.version != LOG_VERSION and r.random() < 0.5:
+        _put(buf, fl * ps + 10, "<H", 0xFFFF)
+        _put(buf, fl * ps + 12, "<I", min(hwm - fl - 1, 2**32 - 1))
+        _put(buf, fl * ps + 16, "<Q", hwm - 2)
+        what += f", freelist page {fl} claims {hwm - 2} ids"
+    if isinstance(buf, Damaged):
+        buf.sparse_to = hwm * ps
+    return what + f" (sparse to {hwm * ps} bytes)"
+
+
 def damage_truncate(o: Original, r: random.Random, buf: bytearray) -> str:
     """Cut the file short (or leave one byte short of a page)."""
     ps = o.ps
@@ -717,6 +754,7 @@ KINDS: dict[str, DamageFn] = {
     "tree-header": damage_tree_header,
     "tree-elem": damage_tree_elements,
     "leaf-value": damage_leaf_value,
+    "sparse": damage_sparse,
     "truncate": damage_truncate,
 }
 
@@ -892,7 +930,8 @@ def _freelist_run(pf: PageFile) -> set[int]:
     fl = pf.meta.freelist
     if pf.meta.version == LOG_VERSION:
         meta = pf.meta
-        runs = _chain(Path(pf.path).read_bytes(), meta.page_size, meta)
+        with open(pf.path, "rb") as f:
+            runs = _chain(f.read(meta.hwm * meta.page_size), meta.page_size, meta)
         out = {p for run in runs for p in range(run.pgid, run.pgid + run.pages)}
         if not runs and 2 <= fl < meta.hwm:
             out.add(fl)  # a damaged newest run: as a damaged freelist page
@@ -979,16 +1018,20 @@ def _the_disk_opens_at(pf: PageFile) -> None:
 
 
 def _tree_pages(path: str, ps: int, meta: Meta) -> set[int]:
-    """The pages the tree under ``meta.root`` reaches in the file at ``path``."""
-    data = Path(path).read_bytes()
-
-    def read(pgid: int, n: int) -> bytes:
-        return data[pgid * ps : (pgid + n) * ps]
-
+    """The pages the tree under ``meta.root`` reaches in the file at ``path``
+    (read a page run at a time: a sparse file may be huge)."""
     pages: set[int] = set()
-    if meta.root:
-        for p, n, _flags in bbolt.walk(read, meta.root, meta.hwm):
-            pages.update(range(p, p + n))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+
+        def read(pgid: int, n: int) -> bytes:
+            return os.pread(fd, n * ps, pgid * ps)
+
+        if meta.root:
+            for p, n, _flags in bbolt.walk(read, meta.root, meta.hwm):
+                pages.update(range(p, p + n))
+    finally:
+        os.close(fd)
     return pages
 
 
@@ -1035,10 +1078,12 @@ def test_damaged_file(
 ) -> None:
     o = _ORIGINALS.get(source) or _ORIGINALS.setdefault(source, _original(sources[source]))
     r = random.Random(f"{source}/{kind}/{seed}")
-    buf = bytearray(o.data)
+    buf = Damaged(o.data)
     what = ALL_KINDS[kind](o, r, buf)
     path = tmp_path / "damaged.db"
     path.write_bytes(bytes(buf))
+    if buf.sparse_to:
+        os.truncate(path, buf.sparse_to)
     with watchdog(CASE_SECONDS, f"{source}/{kind}/{seed} ({what})"):
         try:
             _run_case(path, o, r, tree_kept=kind in TREE_KEPT)

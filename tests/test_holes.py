@@ -4,11 +4,13 @@ campaign found (issue 21).  Each failed on the code before its fix."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from freelist import NoValidMetaError, PageFile, bbolt
+from freelist import FileTooShortError, FreelistError, NoValidMetaError, PageFile, bbolt
 from freelist.bbolt import BboltTreeError
 from freelist.layout import LEAF_PAGE, Meta
 
@@ -149,3 +151,70 @@ def test_a_meta_whose_header_names_the_other_page_is_not_valid(path: Path) -> No
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "pages.db"
+
+
+# ---------------------------------------------------------------------------
+# Hole 2: a tiny sparse file whose meta claims a huge high-water mark.
+
+SPARSE_RUN = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_DATA, (768 << 20, 768 << 20))
+from freelist.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["check", "--walk", "bbolt"], ["inspect"], ["compare", "--txs", "1", "--from"]],
+    ids=["check", "inspect", "compare-from"],
+)
+def test_a_tiny_sparse_file_with_a_huge_mark_is_refused_at_once(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    # Issue 21 hole 2: 4 KiB on disk, 4 TiB apparent, a NoFreelistSync meta
+    # claiming 2**30 pages.  Before: a 128 MiB bitmap, then a byte map and a
+    # list of 2**27 entries: minutes, and a raw MemoryError (here under a
+    # 768 MiB data limit).  Now: a clear error before anything is allocated.
+    path = tmp_path / "sparse.db"
+    leaf = page(leaf_body([(0, b"k", b"v")]), 2, PS)
+    write_file(path, PS, 1 << 30, {2: leaf}, root=2)
+    assert path.stat().st_size == (1 << 30) * PS
+    assert path.stat().st_blocks * 512 < 1 << 20
+    done = subprocess.run(
+        [sys.executable, "-c", SPARSE_RUN, *argv, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "sparse" in done.stderr, done.stderr
+    assert "holds only" in done.stderr, done.stderr
+
+
+def test_a_sparse_file_is_refused_by_the_library_before_any_walk(tmp_path: Path) -> None:
+    path = tmp_path / "sparse.db"
+    leaf = page(leaf_body([(0, b"k", b"v")]), 2, PS)
+    write_file(path, PS, 1 << 30, {2: leaf}, root=2)
+    calls = []
+
+    def walk(pf: PageFile) -> list[tuple[int, int]]:
+        calls.append(pf)
+        return [(2, 1)]
+
+    with pytest.raises(FileTooShortError, match="sparse") as info:
+        PageFile.open(path, readonly=True, reachable=walk)
+    assert isinstance(info.value, FreelistError)
+    assert calls == []
+
+
+def test_a_sparse_file_within_the_bound_still_opens(tmp_path: Path) -> None:
+    # At most SPARSE_PAGES pages are read whatever the file holds: the
+    # project's own sparse test files (a few GiB apparent) stay readable.
+    path = tmp_path / "sparse.db"
+    leaf = page(leaf_body([(0, b"k", b"v")]), 2, PS)
+    write_file(path, PS, 1 << 20, {2: leaf}, root=2)
+    with PageFile.open(path, readonly=True, reachable=bbolt.reachable) as pf:
+        assert pf.freelist.count == (1 << 20) - 3

@@ -275,12 +275,16 @@ def _swapped(ids: array[int]) -> array[int]:
     return out
 
 
-def unpack_freelist_ids(buf: Buffer, offset: int, limit: int) -> array[int]:
+def unpack_freelist_ids(
+    buf: Buffer, offset: int, limit: int, most: int | None = None
+) -> array[int]:
     """The ids of the freelist page at ``offset``; the page and its overflow
-    must end at or before ``limit`` (bytes; the end of ``buf`` at most).
+    must end at or before ``limit`` (bytes; the end of ``buf`` at most), and
+    list at most ``most`` ids (when given; checked before anything is read).
 
-    :raises CorruptPageError: not a freelist page, or its ids pass ``limit``
-        (the messages name no page: the caller says which page it read).
+    :raises CorruptPageError: not a freelist page, its ids pass ``limit``, or
+        it lists more than ``most`` (the messages name no page: the caller
+        says which page it read).
 
     Runtime complexity: O(count).
     """
@@ -298,6 +302,8 @@ def unpack_freelist_ids(buf: Buffer, offset: int, limit: int) -> array[int]:
     end = start + 8 * count
     if end > limit:
         raise CorruptPageError(f"lists {count} ids, more than its pages hold")
+    if most is not None and count > most:
+        raise CorruptPageError(f"lists {count} ids, more than the {most} pages it may list")
     ids = array("Q")
     ids.frombytes(bytes(buf[start:end]))
     if sys.byteorder != "little":

@@ -45,7 +45,16 @@ from .layout import (
     Meta,
 )
 
-__all__ = ["Verdict", "choose", "problems", "read", "validate", "write"]
+__all__ = [
+    "SPARSE_PAGES",
+    "Verdict",
+    "choose",
+    "most_pages",
+    "problems",
+    "read",
+    "validate",
+    "write",
+]
 
 _META_BYTES = PAGE_HEADER_SIZE + META_SIZE
 
@@ -77,9 +86,30 @@ def _sound(meta: Meta, stored: int, ps: int) -> bool:
     )
 
 
-def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
+#: A meta may claim this many pages whatever the file holds; past it, a
+#: page for every 8 bytes the file holds on disk (see :func:`validate`).
+SPARSE_PAGES = 1 << 23
+
+
+def most_pages(held: int) -> int:
+    """The most pages a meta may claim in a file that holds ``held`` bytes on
+    disk: :data:`SPARSE_PAGES`, or one page per 8 bytes held.
+
+    Everything the open path and the check keep per page (a bit of the walk's
+    bitmap, a byte of a free map, 8 bytes of a free id) then costs about what
+    the file holds, never more than a few tens of MiB beyond it, however
+    sparse the file.  A file whose pages were all written holds at least
+    512 bytes a page.
+
+    Runtime complexity: O(1).
+    """
+    return max(SPARSE_PAGES, held // 8)
+
+
+def validate(raw: bytes, page: int, ps: int, size: int, held: int | None = None) -> Verdict:
     """Judge the meta whose page starts ``raw`` (meta ``page``, read at page
-    size ``ps``) in a file of ``size`` bytes.
+    size ``ps``) in a file of ``size`` bytes holding ``held`` bytes on disk
+    (None: ``size``).
 
     Runtime complexity: O(1).
     """
@@ -115,6 +145,13 @@ def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
         problem = (
             f"{where}: high-water mark {meta.hwm} outside the file "
             f"({size} bytes, {size // ps} pages)"
+        )
+        return Verdict(page, None, problem, FileTooShortError)
+    most = most_pages(size if held is None else held)
+    if meta.hwm > most:
+        problem = (
+            f"{where}: high-water mark {meta.hwm} pages, but the file holds only "
+            f"{held} bytes on disk (a sparse file; at most {most} pages are read)"
         )
         return Verdict(page, None, problem, FileTooShortError)
     if meta.freelist != NO_FREELIST and not 2 <= meta.freelist < meta.hwm:
@@ -172,7 +209,8 @@ def read(io: FileIO, want: int | None) -> tuple[int, list[Verdict]]:
     ps = sizes.pop() if sizes else _likeliest(io, claimed, size)
     if want is not None and (sound0 or found) and ps != want:
         raise io.error(PageSizeMismatchError, f"page size is {ps}, not {want}")
-    return ps, [validate(_raw(io, p * ps), p, ps, size) for p in (0, 1)]
+    held = io.held()
+    return ps, [validate(_raw(io, p * ps), p, ps, size, held) for p in (0, 1)]
 
 
 def _likeliest(io: FileIO, claimed: int | None, size: int) -> int:
@@ -231,7 +269,8 @@ def problems(io: FileIO, ps: int) -> list[str]:
     size = io.size()
     if size < 2 * ps:
         return [f"the file is {size} bytes, shorter than its meta pages"]
-    out = [validate(_raw(io, p * ps), p, ps, size).problem for p in (0, 1)]
+    held = io.held()
+    out = [validate(_raw(io, p * ps), p, ps, size, held).problem for p in (0, 1)]
     return [p for p in out if p]
 
 

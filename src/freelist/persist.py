@@ -235,7 +235,8 @@ class PageFormat:
             # pages of it that the walk does not reach).
             out.owned.append((start, n))
             # Kept as an array: 8 bytes an id, not a list of int objects.
-            ids = unpack_freelist_ids(buf, start * ps, (start + n) * ps)
+            # (ids are unique pages in [2, hwm): more is refused before any is read)
+            ids = unpack_freelist_ids(buf, start * ps, (start + n) * ps, max(0, hwm - 2))
         except CorruptPageError as e:
             out.errors.append(f"{where} {e}")
             return out
