@@ -743,6 +743,20 @@ def damage_log_chain(o: Original, r: random.Random, buf: bytearray) -> str:
     return f"checkpoint {ckpt.pgid} zeroed"
 
 
+def damage_log_meta_older(o: Original, r: random.Random, buf: bytearray) -> str:
+    """The newest meta names an older run of its chain (or of the older
+    meta's), its checksum fixed: a chain older than the meta's txid."""
+    new = o.newest()
+    older = [run for run in _log_runs(o) if run.txid < new.meta.txid]
+    if not older:
+        return damage_log_chain(o, r, buf)
+    run = r.choice(older)
+    page = next(p for p in (0, 1) if Meta.unpack(o.data, p * o.ps)[0] == new.meta)
+    _put(buf, page * o.ps + 48, "<Q", run.pgid)
+    _fix_checksum(buf, page * o.ps)
+    return f"meta {page} names run {run.pgid} (transaction {run.txid})"
+
+
 DamageFn = Callable[[Original, random.Random, bytearray], str]
 
 KINDS: dict[str, DamageFn] = {
@@ -771,6 +785,7 @@ LOG_KINDS: dict[str, DamageFn] = {
     "log-header": damage_log_header,
     "log-record": damage_log_record,
     "log-chain": damage_log_chain,
+    "log-meta-older": damage_log_meta_older,
 }
 
 ALL_KINDS = {**KINDS, **LOG_KINDS}
@@ -924,6 +939,16 @@ def _state_of(o: Original, meta: Meta) -> State | None:
     return None
 
 
+def _tree_state_of(o: Original, meta: Meta) -> State | None:
+    """The undamaged state whose tree the meta names (root, high-water mark
+    and txid alike), whatever its freelist field."""
+    for s in o.states:
+        m = s.meta
+        if (m.root, m.hwm, m.txid) == (meta.root, meta.hwm, meta.txid):
+            return s
+    return None
+
+
 def _freelist_run(pf: PageFile) -> set[int]:
     """The pages of the freelist page the file's meta names now (none when not
     synced); for a log meta, the pages of its chain's runs that verify."""
@@ -955,7 +980,12 @@ def _transactions(pf: PageFile, o: Original, r: random.Random, *, tree_kept: boo
     ``tree_kept``: the damage keeps every page of the undamaged tree in use."""
     state = _state_of(o, pf.meta)
     tree: set[int] | None = None
-    if state is not None and state.meta.freelist != NO_FREELIST:
+    same_tree = _tree_state_of(o, pf.meta)
+    if state is None and same_tree is not None:
+        # Only the meta's freelist field differs from an undamaged state:
+        # that state's tree is still in use, whatever the field names.
+        tree = {0, 1} | same_tree.tree_pages
+    elif state is not None and state.meta.freelist != NO_FREELIST:
         tree = state.live - state_freelist(state)
     elif state is not None:
         # No synced freelist: what is in use is what the (damaged) tree reaches,

@@ -3,6 +3,7 @@ campaign found (issue 21).  Each failed on the code before its fix."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -10,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from freelist import FileTooShortError, FreelistError, NoValidMetaError, PageFile, bbolt
+from freelist import (
+    FileTooShortError,
+    FreelistError,
+    NoValidMetaError,
+    PageFile,
+    bbolt,
+    freelog,
+    persist,
+)
+from freelist._fileio import FileIO
 from freelist.bbolt import BboltTreeError
 from freelist.layout import LEAF_PAGE, Meta
 
@@ -218,3 +228,126 @@ def test_a_sparse_file_within_the_bound_still_opens(tmp_path: Path) -> None:
     write_file(path, PS, 1 << 20, {2: leaf}, root=2)
     with PageFile.open(path, readonly=True, reachable=bbolt.reachable) as pf:
         assert pf.freelist.count == (1 << 20) - 3
+
+
+# ---------------------------------------------------------------------------
+# Hole 4: the console script put the current folder on sys.path for good.
+
+
+def _clean_path(monkeypatch: pytest.MonkeyPatch, folder: Path) -> list[str]:
+    monkeypatch.chdir(folder)
+    clean = [p for p in sys.path if p not in ("", str(folder))]
+    monkeypatch.setattr(sys, "path", clean)
+    return list(clean)
+
+
+def test_the_cli_leaves_the_current_folder_off_sys_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A missing optional dependency (rich, matplotlib) would be imported from
+    # the folder the user runs in: code from an untrusted folder.
+    from freelist.cli import main
+
+    before = _clean_path(monkeypatch, tmp_path)
+    assert main(["trace", "--txs", "2", "--free-pages", "10", "-o", "t.trace"]) == 0
+    assert sys.path == before
+    capsys.readouterr()
+
+
+def test_an_import_path_spec_resolves_from_the_folder_only_while_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from freelist import registry
+    from freelist.cli import main
+
+    (tmp_path / "myfl_only.py").write_text(
+        "import sys, os\n"
+        "SEEN = os.getcwd() in sys.path\n"
+        "from freelist import ArrayFreelist\n\nclass Mine(ArrayFreelist):\n    pass\n"
+    )
+    (tmp_path / "t.trace").write_text("H 10\nS 6 4\nA 2\nC\n")
+    before = _clean_path(monkeypatch, tmp_path)
+    monkeypatch.delitem(sys.modules, "myfl_only", raising=False)
+    assert main(["replay", "t.trace", "--freelist", "myfl_only:Mine"]) == 0
+    assert sys.modules["myfl_only"].SEEN  # on the path while it was imported
+    assert sys.path == before  # and off it afterwards
+    capsys.readouterr()
+    # The library alone never looks in the current folder.
+    monkeypatch.delitem(sys.modules, "myfl_only")
+    with pytest.raises(FreelistError, match="cannot import"):
+        registry.resolve("myfl_only:Mine")
+
+
+def test_replay_with_sys_exit_as_the_freelist_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from freelist.cli import main
+
+    (tmp_path / "t.trace").write_text("H 10\nS 6 4\nA 2\nC\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["replay", "t.trace", "--freelist", "sys:exit"]) == 2  # not SystemExit
+    assert "sys:exit" in capsys.readouterr().err
+    (tmp_path / "exits_on_import.py").write_text("raise SystemExit(3)\n")
+    _clean_path(monkeypatch, tmp_path)
+    assert main(["replay", "t.trace", "--freelist", "exits_on_import:X"]) == 2
+    assert "SystemExit" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Smaller holes.
+
+
+def test_a_writer_refuses_a_file_truncated_under_it(path: Path) -> None:
+    # Another process cuts the file (the lock is advisory): reads refused,
+    # but a write transaction committed and regrew the file with zeros.
+    with PageFile.open(path, shrink=False) as pf:
+        with pf.update() as tx:
+            tx.root = tx.allocate(20)
+        hwm = pf.meta.hwm
+        os.truncate(path, 3 * PS)
+        with pytest.raises(FileTooShortError, match="truncated"):
+            pf.begin(True)
+        assert path.stat().st_size == 3 * PS
+        # Cut after the writer began: its commit refuses too, writing nothing.
+        os.truncate(path, hwm * PS)
+        tx = pf.begin(True)
+        tx.allocate(1)
+        os.truncate(path, 3 * PS)
+        with pytest.raises(FileTooShortError, match="truncated"):
+            tx.commit()
+        assert tx.closed
+        assert path.stat().st_size == 3 * PS
+
+
+def test_a_log_meta_naming_an_older_run_is_refused(path: Path) -> None:
+    # A log meta whose newest run was written by an older transaction names
+    # an older state's free pages (pages in use since then among them).
+    with PageFile.open(path, freelist_format="log", shrink=False) as pf:
+        for _ in range(8):
+            _commit_root(pf)
+        n = pf.meta.txid
+    data = bytearray(path.read_bytes())
+    page = next(p for p in (0, 1) if Meta.unpack(data, p * PS)[0].txid == n)
+    meta = Meta.unpack(data, page * PS)[0]
+    head = freelog.unpack_run(data, meta.freelist, PS, meta.hwm)
+    assert head.prev
+    assert head.txid == n
+    older = Meta(PS, meta.root, head.prev, meta.hwm, n, meta.flags, version=meta.version)
+    raw = older.pack_page(PS)
+    data[page * PS : page * PS + 8] = page.to_bytes(8, "little")
+    data[page * PS + 8 : (page + 1) * PS] = raw[8:]
+    path.write_bytes(bytes(data))
+    with PageFile.open(path, readonly=True, freelist_format="log") as pf:
+        assert pf.meta.txid == n - 1  # falls back to the older meta
+    io = _io(path)
+    try:
+        stored = persist.reading(older).read(io, older)
+    finally:
+        io.close()
+    assert any("not by the meta's" in e for e in stored.errors), stored.errors
+
+
+def _io(path: Path) -> FileIO:
+    io = FileIO(str(path), readonly=True, create=False)
+    io.map(io.size())
+    return io

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -67,6 +66,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="freelist",
         description="bbolt's page allocators in Python: compare them, replay traces, "
         "inspect page files.",
+        epilog="A freelist spec package.module:Name is imported from the installed packages, "
+        "else from the current folder (only while that spec is resolved).",
     )
     parser.add_argument("--version", action="version", version=f"freelist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -389,15 +390,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns the exit code: 0 on success, 1 when a check finds problems, 2 on an
     error (printed as one line on stderr).  Import-path freelist specs
     (``package.module:Name``) resolve from the current directory too, searched
-    after the installed packages.
+    after the installed packages, and only while the spec is resolved
+    (:func:`freelist.registry.imports_from_cwd`).
 
     Runtime complexity: that of the command run.
     """
     args = _build_parser().parse_args(argv)
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())  # last: never shadows an installed module
     try:
-        code: int = args.func(args)
+        with registry.imports_from_cwd():
+            code: int = args.func(args)
     except FreelistError as e:
         print(f"freelist: error: {e}", file=sys.stderr)
         return 2

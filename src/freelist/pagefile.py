@@ -521,9 +521,12 @@ class PageFile:
         :raises TransactionError: a writer is already open, a commit failed
             while writing its meta page (reopen the file to write again), or
             the last txid is 2**64-1 (no further commit fits).
+        :raises FileTooShortError: a writer, and another process truncated
+            the file under the pages the meta names.
+        :raises FileIOError: a writer, and the file's size cannot be read.
 
         Runtime complexity: O(1) for a reader; a writer's release costs as
-        :meth:`~freelist.Freelist.release_pending`.
+        :meth:`~freelist.Freelist.release_pending` (plus one ``fstat``).
         """
         st = self._state
         io = st.io
@@ -537,6 +540,9 @@ class PageFile:
                     raise io.error(TransactionError, f"{st.failed}; reopen the file")
                 if st.writer is not None:
                     raise io.error(TransactionError, "a write transaction is already open")
+                # Another process may have cut the file (the lock is advisory):
+                # a commit would regrow it with zeros under the meta's pages.
+                st.verify_size()
                 if meta.txid >= MAX_ID:
                     raise io.error(
                         TransactionError,

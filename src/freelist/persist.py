@@ -498,8 +498,9 @@ class LogFormat:
         Errors (open refuses the chain, naming the page): a run outside
         ``[2, hwm)``, not a log page, a header id that is not its page, pages
         past the high-water mark, a payload longer than its pages, a checksum
-        mismatch (torn or corrupted), an unknown kind, a transaction id not
-        older than the run after it (or newer than the meta), a chain that
+        mismatch (torn or corrupted), an unknown kind, a newest run not
+        written by the meta's transaction, a transaction id not older than
+        the run after it, a chain that
         ends without a checkpoint (truncated), checkpoint ids unsorted or
         outside ``[2, hwm)``, a record naming pages outside ``[2, hwm)``, and,
         on the result, ids that are chain pages or the root page.
@@ -537,6 +538,13 @@ class LogFormat:
                 out.errors.append(
                     f"{where} was written by transaction {run.txid}, after {named_by} "
                     f"(at most {newest}): a stale page"
+                )
+                return out
+            if not runs and run.txid != newest:
+                # Every log commit writes a run of its own: the meta's names it.
+                out.errors.append(
+                    f"{where} was written by transaction {run.txid}, not by the meta's "
+                    f"{newest}: the meta names an older chain"
                 )
                 return out
             out.owned.append((pgid, run.pages))
