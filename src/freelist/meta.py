@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import persist
 from ._fileio import FileIO
 from .errors import (
     BadMagicError,
@@ -34,14 +35,11 @@ from .errors import (
     UnsupportedVersionError,
 )
 from .layout import (
-    LOG_VERSION,
     MAGIC,
-    META_FLAG_FREELIST_LOG,
     META_SIZE,
     NO_FREELIST,
     PAGE_HEADER_SIZE,
     READ_PAGE_SIZES,
-    VERSION,
     Meta,
 )
 
@@ -69,11 +67,9 @@ class Verdict(NamedTuple):
 
 
 def _version_ok(meta: Meta) -> bool:
-    """Version 2 (bbolt's) without the freelist-log flag, or version 3 with it."""
-    return (meta.version, bool(meta.flags & META_FLAG_FREELIST_LOG)) in (
-        (VERSION, False),
-        (LOG_VERSION, True),
-    )
+    """A registered format reads the meta's version and flags (see
+    :data:`freelist.persist.FORMATS`)."""
+    return persist.known(meta)
 
 
 def _sound(meta: Meta, stored: int, ps: int) -> bool:
@@ -120,14 +116,17 @@ def validate(raw: bytes, page: int, ps: int, size: int, held: int | None = None)
     header_id = int.from_bytes(raw[0:8], "little")
     if meta.magic != MAGIC:
         return Verdict(page, None, f"{where}: bad magic {meta.magic:#x}", BadMagicError)
-    if meta.version not in (VERSION, LOG_VERSION):
+    if meta.version not in persist.versions():
         problem = f"{where}: unsupported version {meta.version}"
         return Verdict(page, None, problem, UnsupportedVersionError)
     if not _version_ok(meta):
+        formats = ", ".join(
+            f"{cls.name} {cls.version}/{cls.flags:#x}" for cls in persist.FORMATS.values()
+        )
         problem = (
-            f"{where}: version {meta.version} with flags {meta.flags:#x} "
-            f"(the freelist-log flag {META_FLAG_FREELIST_LOG:#x} goes with version {LOG_VERSION} "
-            "only)"
+            f"{where}: version {meta.version} with flags {meta.flags:#x}, which no "
+            "freelist format writes (a format's flag, such as the freelist-log flag, goes "
+            f"with its version only; version/flags: {formats})"
         )
         return Verdict(page, None, problem, NoValidMetaError)
     if meta.checksum() != stored:

@@ -56,7 +56,7 @@ from .errors import (
     ReadOnlyError,
     TransactionError,
 )
-from .layout import CREATE_PAGE_SIZES, LOG_VERSION, READ_PAGE_SIZES, Meta, pack_freelist_page
+from .layout import CREATE_PAGE_SIZES, READ_PAGE_SIZES, Meta, pack_freelist_page
 from .persist import FreelistFormat, Run
 from .protocol import Freelist
 from .tx import Transaction
@@ -386,9 +386,10 @@ class PageFile:
         st.meta, st.meta_page = meta, chosen.page
         io.map(io.size())
         stored = persist.reading(meta).read(io, meta)
-        if stored.errors and meta.version == LOG_VERSION:
-            # A damaged log chain: the other meta, one commit older, when its
-            # freelist reads back sound (as bbolt falls back from a torn meta).
+        if stored.errors and type(persist.reading(meta)).falls_back:
+            # A damaged stored freelist of a format that falls back (the log's
+            # chain): the other meta, one commit older, when its freelist
+            # reads back sound (as bbolt falls back from a torn meta).
             for v in verdicts:
                 other = v.meta
                 if other is None or v.problem or other.txid >= meta.txid:
@@ -440,8 +441,8 @@ class PageFile:
         except InvalidPageIdsError as e:
             raise io.error(FreelistPageError, f"freelist page {meta.freelist}: {e}") from e
         st.owned = sorted(owned)
-        if isinstance(st.writing, persist.LogFormat) and ids is stored.ids:
-            st.writing.resume(stored.chain)  # None: the first commit checkpoints
+        if ids is stored.ids:  # (a rebuild from a walk: nothing to resume)
+            st.writing.resume(stored)
 
     def _from_walk(
         self, reachable: Reachable, stored: persist.Stored

@@ -15,9 +15,15 @@ occupies.  Three formats exist:
   of each commit since (see :mod:`freelist.freelog` and the file-format docs);
   its metas carry version 3 and the freelist-log flag.
 
-:func:`reading` picks the format a meta was written with, :func:`writing` the
-one commits use.  The page file, the transaction and the check only speak to
-this interface.
+Each format registers itself (:func:`register`) in one table,
+:data:`FORMATS`, and owns its identity there: its name, its meta version and
+flags, :meth:`~FreelistFormat.reads` (was a meta written with it), whether a
+damaged stored freelist falls back to the older meta, and how it resumes from
+what the open read.  :func:`reading` picks the format a meta was written
+with, :func:`writing` the one commits use, and the meta validation
+(:func:`freelist.meta.validate`) accepts the versions and flags of the
+registered formats.  The page file, the transaction and the check only speak
+to this interface; adding a format is its own class and its registration.
 """
 
 from __future__ import annotations
@@ -30,12 +36,12 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from . import freelog
 from ._fileio import FileIO
 from ._shared import RUN_CHUNK
-from .errors import CorruptPageError
+from .errors import CorruptPageError, InvalidArgumentError, UnsupportedVersionError
 from .layout import (
     FREELIST_PAGE,
     LOG_VERSION,
@@ -53,6 +59,7 @@ from .protocol import Freelist
 
 __all__ = [
     "FORMATS",
+    "FORMAT_FLAGS",
     "Commit",
     "FreelistFormat",
     "LogChain",
@@ -62,15 +69,23 @@ __all__ = [
     "Stored",
     "Written",
     "describe",
+    "known",
     "reading",
+    "register",
+    "versions",
     "writing",
 ]
 
 #: A run of pages ``(start, n)``.
 Run = tuple[int, int]
 
-#: The formats :func:`writing` knows, by the name ``PageFile.open`` takes.
-FORMATS = ("bbolt", "log", "none")
+#: The registered formats, by the name ``PageFile.open`` takes, in the order
+#: :func:`reading` asks them (see :func:`register`).  Everything that knows
+#: formats derives from this table: the names ``PageFile.open`` accepts,
+#: :func:`reading` and :func:`writing`, the meta versions and flags
+#: :func:`freelist.meta.validate` accepts, the open's fallback and resume,
+#: and whether a commit converts the file.
+FORMATS: dict[str, type[FreelistFormat]] = {}
 
 
 @dataclass
@@ -161,46 +176,112 @@ class Stored:
     chain: LogChain | None = None
 
 
-class FreelistFormat(Protocol):
-    """An on-disk format of the freelist.
+class FreelistFormat:
+    """An on-disk format of the freelist: the base of every registered format.
 
-    ``name`` is what ``PageFile.open(freelist_format=...)`` takes; ``version``
-    and ``flags`` go into the metas of the commits that write it.
+    A format owns its identity: ``name`` is what ``PageFile.open(freelist_format=...)``
+    takes; ``version`` and ``flags`` go into the metas of the commits that
+    write it (``flags`` within :data:`FORMAT_FLAGS`); :meth:`reads` says
+    whether a meta was written with it; ``falls_back``: a damaged stored
+    freelist makes the open fall back to the other meta (one commit older)
+    when that one reads back sound; :meth:`resume` picks up what the open
+    read.  An instance serves one open file's commits.
     """
 
-    name: str
-    version: int
-    flags: int
+    name: ClassVar[str]
+    version: ClassVar[int]
+    flags: ClassVar[int] = 0
+    falls_back: ClassVar[bool] = False
+
+    @classmethod
+    def reads(cls, meta: Meta) -> bool:
+        """Whether ``meta`` was written with this format: its version and
+        format flags are this format's.
+
+        Runtime complexity: O(1).
+        """
+        return meta.version == cls.version and meta.flags & FORMAT_FLAGS == cls.flags
 
     def read(self, io: FileIO, meta: Meta) -> Stored:
         """Read and validate the free pages ``meta`` names.
 
+        :raises FileIOError: the file cannot be read.
+
         Runtime complexity: O(F) for F stored ids.
         """
-        ...
+        raise NotImplementedError
 
     def write(self, c: Commit) -> Written:
         """Free the pages the stored freelist no longer needs and write the new
         one (allocating through ``c.allocate``); not synced.
 
+        :raises FileIOError: the write failed.
+
         Runtime complexity: as the format; O(F) at most, plus the I/O.
         """
-        ...
+        raise NotImplementedError
 
     def published(self) -> None:
         """The commit whose freelist :meth:`write` wrote is durable.
 
         Runtime complexity: O(1).
         """
-        ...
+
+    def resume(self, stored: Stored) -> None:
+        """Continue from what the open read (``stored``, by whichever format
+        the file's meta was written with) at the next commit.
+
+        Runtime complexity: O(1).
+        """
+
+    def converts(self, meta: Meta) -> bool:
+        """Whether a commit writing this format over a file at ``meta``
+        changes the file's meta version: then the commit copies its meta to
+        both meta pages, leaving no meta of the old version (which bbolt
+        would open, or refuse) behind.
+
+        Runtime complexity: O(1).
+        """
+        return meta.version != self.version
 
 
-class PageFormat:
+#: Every meta flag a format owns (a meta's other flag bits are not the formats').
+FORMAT_FLAGS = META_FLAG_FREELIST_LOG
+
+
+def register(cls: type[FreelistFormat]) -> type[FreelistFormat]:
+    """Add the format ``cls`` to :data:`FORMATS` (a class decorator).
+    :func:`reading` asks the formats in the order they were registered.
+
+    :raises InvalidArgumentError: a format of that name is registered, or
+        ``cls.flags`` has bits outside :data:`FORMAT_FLAGS`.
+
+    Runtime complexity: O(1).
+    """
+    if cls.name in FORMATS:
+        raise InvalidArgumentError(f"a freelist format named {cls.name!r} is registered")
+    if cls.flags & ~FORMAT_FLAGS:
+        raise InvalidArgumentError(
+            f"format {cls.name!r}: flags {cls.flags:#x} outside FORMAT_FLAGS {FORMAT_FLAGS:#x}"
+        )
+    FORMATS[cls.name] = cls
+    return cls
+
+
+@register
+class PageFormat(FreelistFormat):
     """bbolt's freelist page: header, sorted u64 ids, overflow pages."""
 
     name = "bbolt"
     version = VERSION
-    flags = 0
+
+    @classmethod
+    def reads(cls, meta: Meta) -> bool:
+        """A version 2 meta naming a freelist page.
+
+        Runtime complexity: O(1).
+        """
+        return super().reads(meta) and meta.freelist != NO_FREELIST
 
     def read(self, io: FileIO, meta: Meta) -> Stored:
         """The ids on ``meta``'s freelist page, validated.
@@ -295,19 +376,21 @@ class PageFormat:
         c.io.pwrite(pack_freelist_page(pgid, c.fl.page_id_array(), ps, pages), pgid * ps)
         return Written(pgid, [(pgid, pages)], pages * ps)
 
-    def published(self) -> None:
-        """Nothing to remember.
 
-        Runtime complexity: O(1).
-        """
-
-
-class NoFormat:
+@register
+class NoFormat(FreelistFormat):
     """``NoFreelistSync``: nothing stored; the free pages come from a walk."""
 
     name = "none"
     version = VERSION
-    flags = 0
+
+    @classmethod
+    def reads(cls, meta: Meta) -> bool:
+        """A version 2 meta whose freelist field is all ones.
+
+        Runtime complexity: O(1).
+        """
+        return super().reads(meta) and meta.freelist == NO_FREELIST
 
     def read(self, io: FileIO, meta: Meta) -> Stored:  # noqa: ARG002
         """Nothing to read: the caller rebuilds the ids from a walk.
@@ -324,12 +407,6 @@ class NoFormat:
         """
         c.free_owned()
         return Written(NO_FREELIST, [], 0)
-
-    def published(self) -> None:
-        """Nothing to remember.
-
-        Runtime complexity: O(1).
-        """
 
 
 def _vet_ids(out: Stored, where: str, meta: Meta) -> None:
@@ -367,7 +444,8 @@ def _first_in(ids: Collection[int], start: int, n: int) -> int:
 CHECKPOINT_RATIO = 3
 
 
-class LogFormat:
+@register
+class LogFormat(FreelistFormat):
     """The freelist log: a checkpoint of the full set, then each commit's changes.
 
     A commit appends its records (the runs it took from the free-or-pending
@@ -385,6 +463,7 @@ class LogFormat:
     name = "log"
     version = LOG_VERSION
     flags = META_FLAG_FREELIST_LOG
+    falls_back = True  # a torn or damaged chain: the older meta, as bbolt does for a torn meta
 
     def __init__(self) -> None:
         """A log with no chain yet: the first commit writes a checkpoint.
@@ -394,12 +473,14 @@ class LogFormat:
         self.chain: LogChain | None = None
         self._next: Callable[[], LogChain] | None = None
 
-    def resume(self, chain: LogChain | None) -> None:
-        """Extend ``chain`` (read from the file at open) from the next commit on.
+    def resume(self, stored: Stored) -> None:
+        """Extend the chain the open read (``stored.chain``) from the next
+        commit on; none (another format's, or a rebuild): the next commit
+        writes a checkpoint.
 
         Runtime complexity: O(1).
         """
-        self.chain = chain
+        self.chain = stored.chain
 
     def published(self) -> None:
         """The chain the last :meth:`write` produced is the committed one.
@@ -882,14 +963,36 @@ def _apply(base: array[int], state: dict[int, int]) -> list[int]:
 
 
 def reading(meta: Meta) -> FreelistFormat:
-    """The format ``meta`` was written with: the log when its version says so,
-    else none when the freelist field is all ones, else bbolt's page.
+    """A new instance of the format ``meta`` was written with: the first
+    registered one whose :meth:`~FreelistFormat.reads` accepts it.
 
-    Runtime complexity: O(1).
+    :raises UnsupportedVersionError: no format reads it (a meta
+        :func:`freelist.meta.validate` accepts always has one).
+
+    Runtime complexity: O(formats).
     """
-    if meta.version == LOG_VERSION:
-        return LogFormat()
-    return NoFormat() if meta.freelist == NO_FREELIST else PageFormat()
+    for cls in FORMATS.values():
+        if cls.reads(meta):
+            return cls()
+    raise UnsupportedVersionError(
+        "<meta>", f"no freelist format reads version {meta.version} with flags {meta.flags:#x}"
+    )
+
+
+def known(meta: Meta) -> bool:
+    """Whether a registered format reads ``meta`` (its version and flags).
+
+    Runtime complexity: O(formats).
+    """
+    return any(cls.reads(meta) for cls in FORMATS.values())
+
+
+def versions() -> set[int]:
+    """The meta versions of the registered formats.
+
+    Runtime complexity: O(formats).
+    """
+    return {cls.version for cls in FORMATS.values()}
 
 
 def writing(name: str) -> FreelistFormat:
@@ -899,12 +1002,7 @@ def writing(name: str) -> FreelistFormat:
 
     Runtime complexity: O(1).
     """
-    cls: dict[str, Callable[[], FreelistFormat]] = {
-        "bbolt": PageFormat,
-        "log": LogFormat,
-        "none": NoFormat,
-    }
-    return cls[name]()
+    return FORMATS[name]()
 
 
 def describe(io: FileIO, meta: Meta) -> dict[str, Any]:

@@ -476,8 +476,8 @@ class Transaction:
             page = 1 - host.meta_page
             metas.write(io, meta, page)
             io.sync()
-            if host.meta.version != meta.version:
-                # The format changed between bbolt's and the log's: leave no
+            if fmt.converts(host.meta):
+                # The meta's version changed (bbolt's and the log's): leave no
                 # meta of the old one (see the file-format docs).
                 metas.write(io, meta, 1 - page)
                 io.sync()
