@@ -32,17 +32,16 @@ import os
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from . import check as checking
 from . import meta as metas
 from . import persist, registry
 from ._fileio import FileIO
-from ._shared import MAX_ID, SharedFreelist, run_chunks
+from ._shared import MAX_ID
 from .errors import (
     ClosedError,
     FileTooShortError,
@@ -385,8 +384,9 @@ class PageFile:
         meta = chosen.meta
         st.meta, st.meta_page = meta, chosen.page
         io.map(io.size())
-        stored = persist.reading(meta).read(io, meta)
-        if stored.errors and type(persist.reading(meta)).falls_back:
+        fmt = persist.reading(meta)
+        stored = fmt.read(io, meta)
+        if stored.errors and fmt.falls_back:
             # A damaged stored freelist of a format that falls back (the log's
             # chain): the other meta, one commit older, when its freelist
             # reads back sound (as bbolt falls back from a torn meta).
@@ -399,61 +399,38 @@ class PageFile:
                     # The next commit writes the other page: the damaged one.
                     meta, stored = other, older
                     st.meta, st.meta_page = meta, v.page
-        ids: Iterable[int]
-        if not stored.errors and stored.ids is not None:
-            owned, ids = stored.owned, stored.ids
-        elif reachable is not None:
-            owned, ids = self._from_walk(reachable, stored)
-        elif stored.errors:
-            raise io.error(
-                FreelistPageError,
-                f"{stored.errors[0]}; open with reachable= to rebuild the free pages "
-                "from a walk of the pages in use",
-            )
-        else:
-            raise io.error(
-                ReachabilityError,
-                "the freelist is not synced to disk (NoFreelistSync): "
-                "pass reachable= to rebuild it",
-            )
+        found = stored
+        if stored.errors or stored.ids is None:
+            if reachable is None and stored.errors:
+                raise io.error(
+                    FreelistPageError,
+                    f"{stored.errors[0]}; open with reachable= to rebuild the free pages "
+                    "from a walk of the pages in use",
+                )
+            if reachable is None:
+                raise io.error(
+                    ReachabilityError,
+                    "the freelist is not synced to disk (NoFreelistSync): "
+                    "pass reachable= to rebuild it",
+                )
+            stored = self._from_walk(reachable, stored)
         try:
-            if isinstance(st.freelist, SharedFreelist):
-                # Verified by the format's reader (or made by the walk): built
-                # straight from the array or free map, with no list of ids.
-                if isinstance(ids, persist.FreeMap):
-                    # its bytes become the freelist's page map (see _shared)
-                    st.freelist._init_verified(ids, ids.runs, ids.release())
-                elif (
-                    not io.readonly
-                    and isinstance(ids, Sequence)
-                    and persist.free_map_fits(meta.hwm, 8 * len(ids))
-                ):
-                    # The page map from the ids (a byte set per id, in C): the
-                    # first write would otherwise build it from the freelist's
-                    # runs, a step per run (a reader never needs it).
-                    fmap = persist.FreeMap(meta.hwm)
-                    fmap.load(ids)
-                    st.freelist._init_verified(ids, partial(run_chunks, ids), fmap.release())
-                else:
-                    st.freelist._init_verified(ids, partial(run_chunks, ids))
-            else:
-                st.freelist.init(ids)
+            persist.load_into(st.freelist, stored, meta.hwm, page_map=not io.readonly)
         except InvalidPageIdsError as e:
             raise io.error(FreelistPageError, f"freelist page {meta.freelist}: {e}") from e
-        st.owned = sorted(owned)
-        if ids is stored.ids:  # (a rebuild from a walk: nothing to resume)
+        st.owned = sorted(stored.owned)
+        if stored is found:  # (a rebuild from a walk: nothing to resume)
             st.writing.resume(stored)
 
-    def _from_walk(
-        self, reachable: Reachable, stored: persist.Stored
-    ) -> tuple[list[Run], Iterator[int] | persist.FreeMap]:
-        """The owned runs and free ids when the stored list is absent or
-        damaged: every page below the high-water mark that is not a meta, not
-        reachable and not the stored freelist's own is free (the repair path;
-        a damaged freelist page stays out of use until the next commit frees
-        it).  The ids come from a bitmap of the walk (one bit per page): as a
-        free map (a byte per page, which becomes the freelist's page map)
-        where :func:`persist.free_map_fits` allows, else streamed."""
+    def _from_walk(self, reachable: Reachable, stored: persist.Stored) -> persist.Stored:
+        """The owned runs and free ids (as a :class:`~freelist.persist.Stored`)
+        when the stored list is absent or damaged: every page below the
+        high-water mark that is not a meta, not reachable and not the stored
+        freelist's own is free (the repair path; a damaged freelist page stays
+        out of use until the next commit frees it).  The ids come from a
+        bitmap of the walk (one bit per page): as a free map (a byte per page,
+        which becomes the freelist's page map) where
+        :func:`persist.free_map_fits` allows, else streamed."""
         meta = self._state.meta
         used = checking.mark_reachable(self._state.io, lambda: reachable(self), meta.hwm, None)
         claimed = stored.owned
@@ -472,9 +449,9 @@ class PageFile:
                     owned.append((p, 1))
         for s, n in owned:
             used.set(s, n)
-        if persist.free_map_fits(meta.hwm, 8 * used.clear_count()):
-            return owned, persist.FreeMap.of(used.clear_map())
-        return owned, used.clear()
+        if persist.freemap.free_map_fits(meta.hwm, 8 * used.clear_count()):
+            return persist.Stored(ids=persist.FreeMap.of(used.clear_map()), owned=owned)
+        return persist.Stored(ids=used.clear(), owned=owned)  # streamed
 
     # ------------------------------------------------------------------
     # Properties.
