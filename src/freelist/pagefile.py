@@ -157,7 +157,7 @@ class _State:
     def publish(self, meta: Meta, page: int, owned: list[Run], freelist_bytes: int) -> None:
         self.meta, self.meta_page = meta, page
         self.owned = owned
-        self.writing.published()  # (the log updates ``owned`` in place here)
+        self.writing.published()
         self.bytes_last = freelist_bytes
         self.bytes_total += freelist_bytes
 

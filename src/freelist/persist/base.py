@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from .._fileio import FileIO
 from .._shared import SharedFreelist, run_chunks
@@ -92,18 +92,17 @@ class Commit:
             self.free(start, n)
 
 
-class Written(tuple[int, list[Run], int]):
-    """What a format wrote: the meta's freelist field, the runs the new freelist
-    occupies (sorted), and the bytes written."""
+class Written(NamedTuple):
+    """What a format's :meth:`~FreelistFormat.write` wrote, returned to the
+    commit: nothing in it is shared with the page file's state."""
 
-    __slots__ = ()
-
-    def __new__(cls, field_: int, owned: list[Run], nbytes: int) -> Written:
-        """Bundle the three.
-
-        Runtime complexity: O(1).
-        """
-        return super().__new__(cls, (field_, owned, nbytes))
+    #: The meta's freelist field (the first page of what was written, or all ones).
+    field: int
+    #: The runs the new freelist occupies, sorted: a list of the format's own,
+    #: which becomes the page file's once the commit is durable.
+    owned: list[Run]
+    #: The bytes written for the freelist.
+    nbytes: int
 
 
 @dataclass

@@ -273,7 +273,7 @@ class LogFormat(FreelistFormat):
         Runtime complexity: O(1).
         """
         self.chain: LogChain | None = None
-        self._next: Callable[[], LogChain] | None = None
+        self._next: LogChain | None = None  # the chain the last write made
 
     def resume(self, stored: Stored) -> None:
         """Extend the chain the open read (``stored.chain``) from the next
@@ -308,7 +308,7 @@ class LogFormat(FreelistFormat):
         Runtime complexity: O(1).
         """
         if self._next is not None:
-            self.chain, self._next = self._next(), None
+            self.chain, self._next = self._next, None
 
     # ------------------------------------------------------------------
     # Writing.
@@ -318,10 +318,12 @@ class LogFormat(FreelistFormat):
 
         :raises FileIOError: the write failed.
 
-        Runtime complexity: O(changes + page_size) for records (the lists of
-        the chain's runs change in place when the commit is published: one
-        run out and one in, an O(R) memmove for R runs, no copy); O(F) for a
-        checkpoint.
+        Returns the new chain's runs as a list of its own (the committed
+        chain and the page file's runs are not touched; :meth:`published`
+        makes the new chain the committed one).
+
+        Runtime complexity: O(changes + page_size + R) for records, R the
+        chain's runs (copies of its two lists of runs); O(F) for a checkpoint.
         """
         self._next = None
         chain = self.chain
@@ -351,21 +353,24 @@ class LogFormat(FreelistFormat):
             pack_run(pgid, pages, ps, kind=RECORDS, prev=prev, txid=c.txid, payload=payload),
             pgid * ps,
         )
-        run, owned = (pgid, pages), c.owned  # the committed runs, sorted
-
-        def publish() -> LogChain:
-            # In place, once durable: the page file's owned list is ``owned``.
-            if cow:
-                chain.runs[-1] = run
-                del owned[bisect_left(owned, old)]
-            else:
-                chain.runs.append(run)
-            insort(owned, run)
-            chain.tail = payload if pages == 1 else None
-            chain.log_bytes += len(new)
-            return chain
-
-        self._next = publish
+        run = (pgid, pages)
+        # New lists (the committed chain and the page file's runs stay as they
+        # are until the commit is durable): O(R) copies for R runs.
+        owned = list(c.owned)
+        runs = chain.runs.copy()
+        if cow:
+            runs[-1] = run
+            del owned[bisect_left(owned, old)]
+        else:
+            runs.append(run)
+        insort(owned, run)
+        self._next = LogChain(
+            runs,
+            payload if pages == 1 else None,
+            chain.checkpoint_bytes,
+            chain.log_bytes + len(new),
+            chain.checkpoint_txid,
+        )
         return Written(pgid, owned, pages * ps)
 
     def _checkpoint(self, c: Commit) -> Written:
@@ -379,8 +384,7 @@ class LogFormat(FreelistFormat):
             pack_run(pgid, pages, ps, kind=CHECKPOINT, prev=0, txid=c.txid, payload=payload),
             pgid * ps,
         )
-        chain = LogChain([(pgid, pages)], None, len(payload), 0, c.txid)
-        self._next = lambda: chain
+        self._next = LogChain([(pgid, pages)], None, len(payload), 0, c.txid)
         return Written(pgid, [(pgid, pages)], pages * ps)
 
     # ------------------------------------------------------------------
