@@ -58,7 +58,7 @@ from .errors import (
 from .layout import CREATE_PAGE_SIZES, READ_PAGE_SIZES, Meta, pack_freelist_page
 from .persist import FreelistFormat, Run
 from .protocol import Freelist
-from .tx import Transaction
+from .tx import Shrinking, Transaction
 
 __all__ = ["PageFile", "PageFileStats", "Reachable", "Transaction"]
 
@@ -131,13 +131,9 @@ class _State:
         self.lock = threading.RLock()
         self.freelist = fl
         self.sync = fmt != "none"
-        self.shrink = shrink and not io.readonly
         # The first commit checks whether the file is longer than its metas need
-        # (a kill between a commit and its cut leaves it so).
-        self.trim_check = True
-        self.shrinks = 0
-        self.given_back = 0
-        self.tail_miss: tuple[int, ...] = ()
+        # (a kill between a commit and its cut leaves it so): trim_check starts set.
+        self.shrinking = Shrinking(enabled=shrink and not io.readonly)
         self.writing: FreelistFormat = persist.writing(fmt)
         self.bytes_last = 0
         self.bytes_total = 0
@@ -636,11 +632,11 @@ class PageFile:
                 file_size=st.io.size(),
                 freelist=type(fl).__name__,
                 sync_freelist=st.sync,
-                shrink=st.shrink,
+                shrink=st.shrinking.enabled,
                 free_tail=tail,
                 free_tail_bytes=tail * meta.page_size,
-                shrinks=st.shrinks,
-                shrunk_bytes=st.given_back,
+                shrinks=st.shrinking.shrinks,
+                shrunk_bytes=st.shrinking.given_back,
                 freelist_format=st.writing.name,
                 freelist_bytes_last=st.bytes_last,
                 freelist_bytes_total=st.bytes_total,

@@ -53,7 +53,7 @@ Run = tuple[int, int]
 FORMATS: dict[str, type[FreelistFormat]] = {}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Commit:
     """What a format's :meth:`~FreelistFormat.write` works with at commit.
 
