@@ -184,14 +184,16 @@ class Meta:
         """
         return fnv1a64(self.fields())
 
-    def pack_page(self, page_size: int) -> bytes:
-        """A whole meta page (header, fields, checksum, zero padding) for this txid.
+    def pack_page(self, page_size: int, pgid: int | None = None) -> bytes:
+        """A whole meta page (header, fields, checksum, zero padding), its
+        header naming page ``pgid`` (default: ``txid % 2``, as bbolt).
 
         :raises InvalidArgumentError: as :meth:`fields`.
 
         Runtime complexity: O(page_size).
         """
-        pgid = self.txid % 2
+        if pgid is None:
+            pgid = self.txid % 2
         body = self.fields()
         data = _HEADER.pack(pgid, META_PAGE, 0, 0) + body + _META_SUM.pack(fnv1a64(body))
         return data.ljust(page_size, b"\0")

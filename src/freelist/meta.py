@@ -294,6 +294,4 @@ def write(io: FileIO, meta: Meta, page: int) -> None:
     """
     if page not in (0, 1):
         raise InvalidArgumentError(f"a meta page is 0 or 1, not {page!r}")
-    raw = bytearray(meta.pack_page(meta.page_size))
-    raw[0:8] = page.to_bytes(8, "little")
-    io.pwrite(bytes(raw), page * meta.page_size)
+    io.pwrite(meta.pack_page(meta.page_size, page), page * meta.page_size)

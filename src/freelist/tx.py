@@ -451,8 +451,6 @@ class Transaction:
         :raises ReadOnlyError: in a read transaction (use :meth:`rollback`).
         :raises ClosedError: the transaction or file is closed.
         :raises NotAllocatedError: the root page is free or pending.
-        :raises FileTooShortError: another process truncated the file under
-            the committed meta's pages; the transaction is rolled back.
         :raises FileIOError: a write or sync failed; the transaction is rolled
             back.  If the failure came while writing the meta page, the file
             accepts no further writer until it is reopened.
@@ -479,7 +477,6 @@ class Transaction:
         meta_started = False
         tail = (0, 0)
         fmt = host.writing
-        host.verify_size()  # cut under the writer since it began: nothing written yet
         shrinking = host.shrinking
         try:
             if shrinking.enabled:
