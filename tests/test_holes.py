@@ -345,3 +345,33 @@ def _io(path: Path) -> FileIO:
     io = FileIO(str(path), readonly=True, create=False)
     io.map(io.size())
     return io
+
+
+# ---------------------------------------------------------------------------
+# The table of formats: a format is its own class and its registration.
+
+
+def test_a_format_registered_from_its_own_module_is_used_everywhere(path: Path) -> None:
+    from freelist.persist.page import PageFormat
+
+    class Page4(PageFormat):
+        """bbolt's freelist page under a meta version of its own."""
+
+        name = "page4"
+        version = 4
+
+    persist.register(Page4)
+    try:
+        with PageFile.open(path, freelist_format="page4") as pf:
+            root = _commit_root(pf)
+            assert pf.stats().freelist_format == "page4"
+        metas_on_disk = _metas_on_disk(path, PS)
+        assert [m.version for m in metas_on_disk] == [4, 4]  # converted: both metas
+        with PageFile.open(path, readonly=True) as pf:  # read back by the table
+            assert pf.meta.root == root
+            assert pf.check() == []
+            assert pf.stored_freelist()["format"] == "page4"
+    finally:
+        del persist.FORMATS["page4"]
+    with pytest.raises(FreelistError, match="unsupported version 4"):
+        PageFile.open(path, readonly=True)
