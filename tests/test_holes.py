@@ -375,3 +375,31 @@ def test_a_format_registered_from_its_own_module_is_used_everywhere(path: Path) 
         del persist.FORMATS["page4"]
     with pytest.raises(FreelistError, match="unsupported version 4"):
         PageFile.open(path, readonly=True)
+
+
+def test_a_log_run_claiming_more_than_a_run_holds_is_refused_before_its_checksum(
+    path: Path,
+) -> None:
+    # In a sparse file a run may span gigabytes of holes: its length is
+    # bounded by what a run of its kind holds (freelog.most_payload) before
+    # the checksum reads the payload or the replay copies it.
+    with PageFile.open(path, freelist_format="log", shrink=False) as pf:
+        with pf.update() as tx:
+            block = tx.allocate(100)
+        with pf.update() as tx:
+            tx.free(block, 100)  # free pages below the runs' pages
+        for _ in range(4):
+            _commit_root(pf)
+        meta = pf.meta
+    data = bytearray(path.read_bytes())
+    head = freelog.unpack_run(data, meta.freelist, PS, meta.hwm)
+    assert head.kind == freelog.RECORDS
+    most = persist.log.most_payload(freelog.RECORDS, meta.hwm, PS)
+    pages = -(-(freelog.HEADER_SIZE + most + 8) // PS)
+    assert meta.freelist + pages <= meta.hwm
+    off = meta.freelist * PS
+    struct.pack_into("<I", data, off + 12, pages - 1)  # overflow
+    struct.pack_into("<Q", data, off + 40, most + 8)  # length
+    path.write_bytes(bytes(data))
+    with pytest.raises(FreelistError, match="a run of its kind"):
+        freelog.unpack_run(path.read_bytes(), meta.freelist, PS, meta.hwm)

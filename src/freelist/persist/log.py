@@ -63,6 +63,7 @@ __all__ = [
     "LogRun",
     "encode_records",
     "ids_payload",
+    "most_payload",
     "pack_run",
     "pages_for",
     "records_size",
@@ -152,6 +153,20 @@ class LogRun(NamedTuple):
     length: int
 
 
+def most_payload(kind: int, hwm: int, page_size: int) -> int:
+    """The most payload bytes a run of ``kind`` holds in a file of ``hwm``
+    pages: a checkpoint lists each page below the mark at most once (8
+    bytes an id); a record run holds one commit's records, which take each
+    page at most once and free it at most once (two 16-byte records a page),
+    after at most one page of an older run's records.
+
+    Runtime complexity: O(1).
+    """
+    if kind == CHECKPOINT:
+        return 8 * hwm
+    return 2 * RECORD.size * hwm + page_size
+
+
 def unpack_run(buf: Buffer, pgid: int, page_size: int, hwm: int, *, copy: bool = True) -> LogRun:
     """Read and verify the run at page ``pgid`` of a file mapped as ``buf``;
     with ``copy=False`` the payload is checksummed in place and not copied
@@ -159,7 +174,8 @@ def unpack_run(buf: Buffer, pgid: int, page_size: int, hwm: int, *, copy: bool =
 
     :raises CorruptPageError: not a log page, a header id that is not
         ``pgid``, pages past ``hwm`` (or the end of ``buf``), a payload longer
-        than its pages, an unknown kind, or a checksum mismatch (the messages
+        than its pages or than :func:`most_payload` (checked before the
+        checksum reads it), an unknown kind, or a checksum mismatch (the messages
         name no page: the caller does).
 
     Runtime complexity: O(payload).
@@ -179,6 +195,14 @@ def unpack_run(buf: Buffer, pgid: int, page_size: int, hwm: int, *, copy: bool =
         )
     if HEADER_SIZE + length > pages * page_size or off + HEADER_SIZE + length > len(buf):
         raise CorruptPageError(f"claims {length} payload bytes, more than its pages hold")
+    most = most_payload(kind, hwm, page_size)
+    if length > most:
+        # Checked before the checksum reads the payload: a run in a sparse
+        # file may claim far more bytes than the file holds.
+        raise CorruptPageError(
+            f"claims {length} payload bytes, more than the {most} a run of its kind "
+            f"holds in a file of {hwm} pages"
+        )
     start = off + HEADER_SIZE
     # The checksum covers the headers with the crc field as zero, then the
     # payload: read in place, one view of the file.
