@@ -21,6 +21,16 @@ after the test (a freelist left changed is dropped from the cache and rebuilt).
 
 Replays of the array at 10^6 free pages take about half a minute each; they
 run only when ``FREELIST_BENCH_FULL=1``.
+
+Groups.  Each table of the report is one operation (or scenario) at one size:
+the fixture :func:`_group_by_size` adds the size to the group its test names,
+so ``allocate: exact fit (...), 10,000 free pages`` lists every freelist and
+fragmentation at 10^4 and nothing else.  ``--benchmark-group-by`` still
+regroups at will (``func``, ``param:kind`` ...; see ``benchmarks/README.md``).
+
+Memory.  ``test_bench_memory.py`` measures bytes, not time: it records its
+figures with :func:`record_memory` and the session ends with their own report
+(:func:`pytest_terminal_summary`), not a timing table.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import os
 import random
 from collections.abc import Callable, Iterator
 from functools import cache
+from typing import Any
 
 import pytest
 
@@ -119,6 +130,49 @@ def freelist() -> Iterator[Callable[[str, int, str], SharedFreelist]]:
         fl = _BUILT.get(key)
         if fl is not None and (fl.free_count != key[1] or fl.pending_count):
             del _BUILT[key]
+
+
+@pytest.fixture(autouse=True)
+def _group_by_size(request: pytest.FixtureRequest) -> None:
+    """Put the free-list size in the group of a benchmark: one table per
+    operation or scenario and size."""
+    if "benchmark" not in request.fixturenames:
+        return
+    params = getattr(request.node, "callspec", None)
+    size = params.params.get("size") if params is not None else None
+    if size is None:
+        return
+    bench = request.getfixturevalue("benchmark")
+    bench.group = f"{bench.group or request.node.originalname}, {size:,} free pages"
+
+
+#: Rows of the memory report: (kind, size, frag, bytes, runs, page map bytes).
+MEMORY: list[tuple[str, int, str, int, int, int]] = []
+
+
+def record_memory(kind: str, size: int, frag: str, *, used: int, runs: int, page_map: int) -> None:
+    """Add one measurement to the session's memory report."""
+    MEMORY.append((kind, size, frag, used, runs, page_map))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The memory report: bytes held by each freelist, per free page and per run."""
+    if not MEMORY:
+        return
+    tr = terminalreporter
+    tr.section("memory held by each freelist (tracemalloc)")
+    head = ("freelist", "free pages", "layout", "bytes", "B/page", "B/run", "runs", "page map")
+    rows = [
+        (k, f"{n:,}", f, f"{b:,}", f"{b / n:.1f}", f"{b / max(1, r):.1f}", f"{r:,}", f"{m:,}")
+        for k, n, f, b, r, m in sorted(MEMORY, key=lambda x: (x[1], x[2], x[0]))
+    ]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows, strict=True)]
+    for line in (head, *rows):
+        tr.write_line("  ".join(str(c).rjust(w) for c, w in zip(line, widths, strict=True)))
+    tr.write_line(
+        "bytes: traced while the freelist is alive (its int objects included); page map: "
+        "the double-free check's byte map, part of bytes"
+    )
 
 
 def full_runs() -> bool:

@@ -30,12 +30,13 @@ def trace(scenario: str, size: int) -> Trace:
     return generate(scenario, size, TXS, seed=1)
 
 
-@pytest.mark.benchmark(group="replay: seed trace, 2000 transactions")
 @pytest.mark.parametrize("scenario", ["seed", "mixed"])
 @pytest.mark.parametrize("sync", [False, True], ids=["nosync", "sync"])
 def test_replay(benchmark: Any, kind: str, size: int, sync: bool, scenario: str) -> None:
     if kind == "array" and size >= 1_000_000 and not full_runs():
         pytest.skip("the array takes ~30 s a replay at 10^6 free pages; FREELIST_BENCH_FULL=1")
+    # One table per scenario and size: every freelist, synced or not.
+    benchmark.group = f"replay: {scenario} trace, {TXS} transactions, {size:,} free pages"
     tr = trace(scenario, size)
     built: list[Freelist] = []
 

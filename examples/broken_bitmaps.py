@@ -1,4 +1,4 @@
-"""Deliberately broken variants of :class:`bitmap_freelist.BitmapFreelist`.
+"""Deliberately broken variants of :class:`standalone_bitmap.StandaloneBitmap`.
 
 Each class changes one method of the correct allocator to plant one kind of
 bug that the conformance suite (:func:`freelist.testing.assert_conforms`) is
@@ -9,14 +9,14 @@ quickly the suite finds each one.
 
 from __future__ import annotations
 
-from bitmap_freelist import MAX_ID, BitmapFreelist
+from standalone_bitmap import MAX_ID, StandaloneBitmap
 
 from freelist import DoubleFreeError, MetaPageError
 
 __all__ = ["BROKEN"]
 
 
-class DoubleHandOut(BitmapFreelist):
+class DoubleHandOut(StandaloneBitmap):
     """``_take`` clears one page too few of a multi-page run: the last page
     stays free and is handed out again."""
 
@@ -30,7 +30,7 @@ class DoubleHandOut(BitmapFreelist):
         return start
 
 
-class ReusePendingUnderReader(BitmapFreelist):
+class ReusePendingUnderReader(StandaloneBitmap):
     """``release_pending`` releases what was freed before the *newest* reader,
     not the oldest: an older reader can still see pages that are reused."""
 
@@ -47,7 +47,7 @@ class ReusePendingUnderReader(BitmapFreelist):
         self.release_range(low, MAX_ID)
 
 
-class ReleaseTooMuch(BitmapFreelist):
+class ReleaseTooMuch(StandaloneBitmap):
     """``release_range`` ignores which txid allocated a page: it frees every
     page freed inside the range, even one a reader before the range can see."""
 
@@ -56,7 +56,7 @@ class ReleaseTooMuch(BitmapFreelist):
             self._release_runs(self._pending.pop(t))
 
 
-class ReleaseTooLittle(BitmapFreelist):
+class ReleaseTooLittle(StandaloneBitmap):
     """``release(txid)`` frees the pages pending for txids below ``txid``,
     forgetting those of ``txid`` itself."""
 
@@ -65,7 +65,7 @@ class ReleaseTooLittle(BitmapFreelist):
             self._release_runs(self._pending.pop(t))
 
 
-class RollbackLosesPages(BitmapFreelist):
+class RollbackLosesPages(StandaloneBitmap):
     """``rollback`` undoes the writer's frees but never gives back the pages
     it allocated: they leak."""
 
@@ -74,7 +74,7 @@ class RollbackLosesPages(BitmapFreelist):
         super().rollback(txid)
 
 
-class SpansSplitAtWords(BitmapFreelist):
+class SpansSplitAtWords(StandaloneBitmap):
     """``free_spans`` scans the map in 32-page words and does not join a run
     that crosses a word boundary: the spans disagree with the free ids."""
 
@@ -89,7 +89,7 @@ class SpansSplitAtWords(BitmapFreelist):
         return out
 
 
-class PendingCountsRuns(BitmapFreelist):
+class PendingCountsRuns(StandaloneBitmap):
     """``pending_count`` counts pending runs instead of pages."""
 
     @property
@@ -97,7 +97,7 @@ class PendingCountsRuns(BitmapFreelist):
         return sum(len(runs) for runs in self._pending.values())
 
 
-class RefusedFreeKeepsPages(BitmapFreelist):
+class RefusedFreeKeepsPages(StandaloneBitmap):
     """``free`` makes pages pending one by one and stops at the first one
     already free or pending: the refused call leaves the pages before it
     pending."""
@@ -113,7 +113,7 @@ class RefusedFreeKeepsPages(BitmapFreelist):
             self._pending_pages.add(p)
 
 
-class ExactFitFirst(BitmapFreelist):
+class ExactFitFirst(StandaloneBitmap):
     """``allocate`` prefers the lowest run of exactly ``n`` pages, else takes
     the first fit: correct under ``choice="any"``, wrong under ``"first-fit"``."""
 
@@ -128,7 +128,7 @@ class ExactFitFirst(BitmapFreelist):
 
 
 #: Every broken variant: (class, the kind of bug, the rule to check it under).
-BROKEN: list[tuple[type[BitmapFreelist], str, str]] = [
+BROKEN: list[tuple[type[StandaloneBitmap], str, str]] = [
     (DoubleHandOut, "a page handed out twice", "first-fit"),
     (ReusePendingUnderReader, "a pending page reused while a reader can see it", "first-fit"),
     (ReleaseTooMuch, "a release that frees too much", "first-fit"),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,7 +70,7 @@ def test_compare_without_the_array_measures_against_the_first(
     args = ["compare", "--free-pages", "600", "--txs", "20", "--freelists", "hashmap:first-fit"]
     assert main([*args, "--freelists", "hashmap,hashmap:first-fit", "--policy", "bbolt"]) == 0
     out = capsys.readouterr().out
-    assert "against hashmap:bbolt" in " ".join(out.split())
+    assert "speed-up: hashmap:bbolt's time / this time" in out
     assert "hashmap:first-fit" in out
     assert "free tail" in out
 
@@ -314,3 +318,277 @@ def test_import_path_specs_resolve_from_the_current_directory(
     out = json.loads(capsys.readouterr().out)
     assert out["type"] == "myfl_here:Mine"
     assert out["free_count"] == 2
+
+
+# --- conventions: exit codes, several files, JSON, progress, pipes, cut lists -------
+
+
+def _damaged_tree(tmp_path: Path) -> Path:
+    """A bbolt file whose root page is overwritten with zeros: its tree is damaged."""
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    with PageFile.open(path, readonly=True) as pf:
+        root, size = pf.meta.root, pf.stats().page_size
+    data = bytearray(path.read_bytes())
+    data[root * size : (root + 1) * size] = bytes(size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_check_exits_1_for_damage_2_for_errors_and_takes_several_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    sound = _bbolt_file(tmp_path, "synced-hashmap-nested.db")
+    damaged = _damaged_tree(tmp_path)
+    assert main(["check", str(sound), str(sound)]) == 0
+    assert capsys.readouterr().out.count("ok (with bbolt's tree walk)") == 2
+    assert main(["check", "--walk", "bbolt", str(sound), str(damaged)]) == 1
+    out = capsys.readouterr().out
+    assert f"{sound}: ok" in out
+    assert f"{damaged}: " in out.replace(f"{sound}: ok", "")
+    # A file that cannot be checked (missing) is an error, 2, whatever the others show.
+    assert main(["check", str(damaged), str(tmp_path / "missing.db")]) == 2
+    captured = capsys.readouterr()
+    assert "missing.db: no such file" in captured.err
+    with pytest.raises(SystemExit) as usage:
+        main(["check"])  # no file: a usage error
+    assert usage.value.code == 2
+
+
+def test_check_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sound = _bbolt_file(tmp_path, "nosync-nested.db")
+    damaged = _damaged_tree(tmp_path)
+    assert main(["check", "--json", "--walk", "bbolt", str(sound), str(damaged)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False
+    first, second = data["files"]
+    assert first == {"file": str(sound), "ok": True, "walk": "bbolt", "problems": [], "error": None}
+    assert second["ok"] is False
+    assert second["problems"]
+    assert second["error"] is None
+    assert main(["check", "--json", str(tmp_path / "none.db")]) == 2
+    (only,) = json.loads(capsys.readouterr().out)["files"]
+    assert "no such file" in only["error"]
+
+
+def test_no_progress_silences_stderr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from freelist import filetools
+
+    for mod in ("rich", "rich.console", "rich.progress", "rich.table"):
+        monkeypatch.setitem(sys.modules, mod, None)  # plain lines, shown on any stderr
+    monkeypatch.setattr(filetools, "PROGRESS_DELAY", -1.0)
+    path = _bbolt_file(tmp_path, "nosync-hashmap.db")
+    assert main(["check", str(path)]) == 0
+    assert "walking the tree" in capsys.readouterr().err  # progress by default
+    for argv in (
+        ["check", str(path), "--no-progress"],
+        ["inspect", str(path), "--no-progress"],
+        ["compare", "--free-pages", "300", "--txs", "5", "--no-progress"],
+        ["compare", "--from", str(path), "--txs", "5", "--no-progress"],
+    ):
+        assert main(argv) == 0
+        assert capsys.readouterr().err == "", argv
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``freelist compare --json | head -1``: the reader goes away first."""
+    argv = ["compare", "--free-pages", "300", "--txs", "9", "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "freelist", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # nobody reads: the first write meets a closed pipe
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert err == b""
+    assert proc.returncode == 141
+
+
+def test_the_run_sizes_line_says_it_was_cut(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.db"
+    with PageFile.open(path) as pf:
+        with pf.update() as tx:
+            runs = []
+            for k in range(1, 26):
+                runs.append(tx.allocate(k))
+                tx.allocate(1)  # a page in use between two runs
+        with pf.update() as tx:
+            for k, start in enumerate(runs, 1):
+                tx.free(start, k)
+        with pf.update() as tx:
+            tx.allocate(1)  # a commit after the frees releases them
+    assert main(["inspect", str(path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "run sizes" in x)
+    assert "and 5 longer sizes (--json lists them all)" in line
+    assert main(["inspect", str(path), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["span_sizes"]) == 25
+
+
+def test_compare_progress_moves_inside_a_replay() -> None:
+    """``step(commits, total)`` follows each replay commit by commit."""
+    from freelist import cli, registry
+
+    args = cli._build_parser().parse_args(["compare", "--free-pages", "400", "--txs", "30"])
+    seen: list[tuple[int, int]] = []
+    specs = [registry.resolve(s) for s in ("array", "hashmap")]
+    rows = cli._compare_rows(args, specs, lambda _m: None, lambda d, t: seen.append((d, t)))
+    assert seen == [(d, 30) for d in range(1, 31)] * 2
+    res = rows[0]["results"]
+    assert res["array"]["type"] == "array"  # the reporting wrapper leaves no trace
+    assert res["array"]["free_sha256"] == cli.replay(cli.generate("seed", 400, 30, 1)).free_sha256
+
+
+def test_help_shows_the_lock_timeout_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("check", "inspect", "compare"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--timeout SECONDS" in text
+        assert "(default 5.0;" in text
+        assert "--no-progress" in text
+
+
+def test_the_table_footer_explains_every_column(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--free-pages", "300", "--txs", "5"]) == 0
+    out = capsys.readouterr().out
+    for column in ("time:", "speed-up:", "us/op: microseconds per operation", "grown:"):
+        assert column in out
+    assert "spans: free runs at the end; largest span:" in out
+    assert "free tail:" in out
+
+
+# --- live files: a writer holds the lock ---------------------------------------------
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[Path]:
+    """A bbolt file whose exclusive lock another open file holds, as a bbolt
+    writer such as etcd does (flock, the call bbolt uses)."""
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def test_a_locked_file_says_how_to_read_it(capsys: pytest.CaptureFixture[str], held: Path) -> None:
+    for argv in (["check", str(held)], ["compare", "--from", str(held), "--txs", "5"]):
+        assert main([*argv, "--timeout", "0"]) == 2
+        err = capsys.readouterr().err
+        assert "locked by another process (waited 0.0 s)" in err
+        assert "--no-lock reads a snapshot" in err
+        assert "etcdctl snapshot save copy.db" in err
+
+
+def test_no_lock_reads_a_snapshot_of_a_held_file(
+    capsys: pytest.CaptureFixture[str], held: Path
+) -> None:
+    want = json.loads((BBOLT / "expected.json").read_text())["synced-array.db"]
+    assert main(["check", str(held), "--no-lock"]) == 0
+    assert f"{held}: ok (with bbolt's tree walk)" in capsys.readouterr().out
+    assert main(["inspect", str(held), "--no-lock", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["file"] == str(held)
+    assert info["free_pages"] == want["free_count"]
+    args = ["compare", "--from", str(held), "--no-lock", "--txs", "5", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["free_pages"] == want["free_count"]
+
+
+def test_a_snapshot_is_taken_again_when_a_commit_lands_during_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freelist import FileLockedError, filetools
+
+    path = tmp_path / "live.db"
+    with PageFile.open(path) as pf, pf.update() as tx:
+        tx.root = tx.allocate(2)
+    copies: list[int] = []
+    real_copy = filetools.shutil.copyfile
+
+    def copy_then_commit(src: str, dst: str) -> str:
+        out = real_copy(src, dst)
+        copies.append(1)
+        if len(copies) <= commits:  # a writer commits while the copy runs
+            with PageFile.open(src) as pf, pf.update() as tx:
+                tx.allocate(1)
+        return out
+
+    monkeypatch.setattr(filetools.shutil, "copyfile", copy_then_commit)
+    folder = tmp_path / "snap"
+    folder.mkdir()
+    commits = 1
+    copy = filetools.snapshot(str(path), str(folder))
+    assert len(copies) == 2
+    with PageFile.open(copy, readonly=True) as snap, PageFile.open(path, readonly=True) as live:
+        assert snap.meta == live.meta  # the copy holds the newest commit
+        assert snap.check() == []
+    copies.clear()
+    commits = 99
+    with pytest.raises(FileLockedError, match="a commit landed during each of 3 copies"):
+        filetools.snapshot(str(path), str(folder))
+
+
+# --- compare --from on any file ---------------------------------------------------------
+
+
+def test_compare_from_fits_the_churn_to_a_small_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from freelist.fromfile import churn_from_file
+
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    assert main(["compare", "--from", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)["rows"]
+    churn = churn_from_file(str(path), progress=False)
+    assert row["txs"] == churn.txs < churn.asked == 2000
+    assert 0 < churn.freed <= churn.in_use // 2
+    assert not churn.emptied
+    assert f"the churn runs {churn.txs} transactions, not 2,000" in captured.err
+    assert "--txs sets the count" in row["note"]
+    # Asked for explicitly, the long churn runs, with a warning that it empties the file.
+    assert main(["compare", "--from", str(path), "--txs", "2000"]) == 0
+    captured = capsys.readouterr()
+    assert "2000 transactions" in captured.out
+    assert "freelist: warning:" in captured.err
+    assert "frees every page the file had in use" in captured.err
+    assert churn_from_file(str(path), txs=2000, progress=False, fit=False).emptied
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--from", "FILE", "--free-pages", "1000"], "--free-pages has no effect with --from"),
+        (["--no-lock"], "--no-lock has an effect only with --from FILE"),
+        (["--timeout", "9"], "--timeout has an effect only with --from FILE"),
+    ],
+)
+def test_compare_refuses_options_without_effect(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    path = _bbolt_file(tmp_path, "synced-array.db")
+    argv = [str(path) if a == "FILE" else a for a in argv]
+    assert main(["compare", "--txs", "5", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""
+
+
+def test_check_of_a_file_that_is_no_page_file_is_a_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Damage met while opening counts like damage met while checking: exit 1."""
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a page file" * 1000)
+    assert main(["check", str(junk), "--no-lock"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{junk}: ")
+    assert "freelist-snapshot" not in out  # the file asked for, not its snapshot

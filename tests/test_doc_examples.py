@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ["README.md", "docs/guide.rst"]
+DOCUMENTS = ["README.md", "docs/guide.rst", "docs/tour.rst"]
 
 
 @pytest.mark.parametrize("name", DOCUMENTS)

@@ -40,18 +40,27 @@ SPECS = list(registry.builtin_specs())
 Runs = list[tuple[int, int]]
 
 
-@pytest.fixture(params=["free-map", "dict"], autouse=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that open a file (those taking ``path``) run with both replays; the
+    others (the replay functions on bytes) do not open a file, so the way an
+    open replays cannot matter to them: they run once."""
+    if "path" in metafunc.fixturenames:
+        metafunc.parametrize("replay_onto", ["free-map", "dict"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def replay_onto(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here runs with both ways an open replays the records: onto a
-    free map (a byte per page; what files of up to 2**20 pages use, so every
-    file here) and onto a dictionary of the pages the records name (big files
-    with few free pages)."""
-    if request.param == "free-map":
-        yield request.param
+    """Every test here that opens a file runs with both ways an open replays
+    the records: onto a free map (a byte per page; what files of up to 2**20
+    pages use, so every file here) and onto a dictionary of the pages the
+    records name (big files with few free pages)."""
+    param = getattr(request, "param", "free-map")
+    if param == "free-map":
+        yield param
         return
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(persist.freemap, "free_map_fits", lambda _hwm, _bytes: False)
-        yield request.param
+        yield param
 
 
 def churn(pf: PageFile, live: Runs, commits: int, seed: int) -> list[int]:

@@ -5,6 +5,8 @@ Two interchangeable freelists behind one protocol:
 * :class:`ArrayFreelist`: bbolt's legacy sorted array, first-fit scan;
 * :class:`HashmapFreelist`: free runs in hash maps, O(1) allocation and merge;
 
+:class:`BaseFreelist`, the base class of your own allocator (bbolt's
+transaction bookkeeping, written once: a subclass writes five methods),
 and :class:`PageFile`, an mmap-backed page file in bbolt's on-disk layout that
 allocates through either of them.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from . import registry as registry
 from .array import ArrayFreelist
+from .base import BaseFreelist
 from .errors import (
     BadMagicError,
     ClosedError,
@@ -56,6 +59,7 @@ __all__ = [
     "POLICIES",
     "ArrayFreelist",
     "BadMagicError",
+    "BaseFreelist",
     "ClosedError",
     "CorruptPageError",
     "DataTooLargeError",

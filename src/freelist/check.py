@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from itertools import pairwise
 
 from . import meta as metas
 from . import persist
@@ -205,16 +206,36 @@ def check(
         if used.any(start, n):
             problems.append(f"the freelist's pages {start}+{n} are also reachable")
         used.set(start, n)
-    for p in free:
-        if 2 <= p < hwm:
-            if used.any(p, 1):
-                problems.append(f"page {p} is both reachable and free")
-            used.set(p)
+    for start, end in _spans(free):  # a run at a time; page by page only where one overlaps
+        lo, hi = max(start, 2), min(end, hwm)
+        if lo >= hi:
+            continue
+        if used.any(lo, hi - lo):
+            problems.extend(
+                f"page {p} is both reachable and free" for p in range(lo, hi) if used.any(p, 1)
+            )
+        used.set(lo, hi - lo)
     lost = used.clear_count()
     if lost:
         first = [p for p, _ in zip(used.clear(), range(5), strict=False)]
         problems.append(f"{lost} page(s) neither reachable nor free, first {first}")
     return problems
+
+
+def _spans(ids: list[int]) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` of each run of consecutive ids in the sorted ``ids``
+    (a repeated id starts a run of its own).
+
+    Runtime complexity: O(len(ids)), one comparison a pair in a comprehension.
+    """
+    if not ids:
+        return
+    cuts = [i for i, (a, b) in enumerate(pairwise(ids), 1) if b != a + 1]
+    first = 0
+    for cut in cuts:
+        yield ids[first], ids[cut - 1] + 1
+        first = cut
+    yield ids[first], ids[-1] + 1
 
 
 def require_walk(io: FileIO, reachable: object) -> None:

@@ -6,7 +6,8 @@ to find the pages in use, which a file without a synced freelist needs; the
 default ``auto`` walks when the root page looks like a bbolt tree page.
 
 ``inspect`` reports the metas, the free runs, the pages by kind, what a
-compacted copy would need and the free tail; ``--plot map.png`` draws where the
+compacted copy would need, what ``freelist compact`` would move and give back
+in place, and the free tail; ``--plot map.png`` draws where the
 pages are (see :mod:`freelist.filemap`).  :func:`scan_file` does the work in
 one pass over the tree and the free runs, with memory bounded by the map's
 cells (not by the file's size).  A pass that lasts more than a moment shows a
@@ -18,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,12 +30,40 @@ from typing import Any
 
 from . import bbolt, filemap
 from ._shared import runs_of
-from .errors import InvalidArgumentError, ReachabilityError
+from .errors import (
+    CorruptPageError,
+    FileFormatError,
+    FileIOError,
+    FileLockedError,
+    FreelistError,
+    InvalidArgumentError,
+    MissingFileError,
+    PageFileError,
+    ReachabilityError,
+)
 from .filemap import MAX_CELLS, PageMap
-from .layout import BRANCH_PAGE, LEAF_PAGE, NO_FREELIST, Meta, PageHeader
+from .layout import (
+    BRANCH_PAGE,
+    LEAF_PAGE,
+    META_SIZE,
+    NO_FREELIST,
+    PAGE_HEADER_SIZE,
+    READ_PAGE_SIZES,
+    Meta,
+    PageHeader,
+)
 from .pagefile import PageFile, Reachable
 
-__all__ = ["FileScan", "add_commands", "open_for_tools", "scan_file"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "FileScan",
+    "add_commands",
+    "add_file_options",
+    "add_progress_option",
+    "open_for_tools",
+    "scan_file",
+    "snapshot",
+]
 
 #: The ways to find the pages in use (``--walk``).
 WALKS = ("auto", "bbolt", "none")
@@ -40,7 +71,60 @@ WALKS = ("auto", "bbolt", "none")
 #: Seconds a pass runs before its progress bar appears.
 PROGRESS_DELAY = 0.5
 
+#: Seconds a command waits for a file's lock by default (``--timeout``).
+DEFAULT_TIMEOUT = 5.0
+
+#: Sizes of the "run sizes" line of ``inspect`` (``--json`` lists them all).
+RUN_SIZES_SHOWN = 20
+
 Advance = Callable[[int], None]
+
+
+def add_progress_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--no-progress`` to a subcommand that shows progress on stderr.
+
+    Runtime complexity: O(1).
+    """
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="show no progress on stderr (by default a pass that lasts more than half a "
+        "second shows a bar, or plain lines without the cli extra)",
+    )
+
+
+def add_file_options(p: argparse.ArgumentParser) -> None:
+    """Add the options of a subcommand that opens a file read-only: ``--timeout``
+    for the shared lock and ``--no-lock`` for a snapshot without it.
+
+    Runtime complexity: O(1).
+    """
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds to wait for the file's shared lock (default %(default)s; 0: do not "
+        "wait, inf: wait for ever); a bbolt writer such as etcd holds an exclusive lock "
+        "for as long as it runs",
+    )
+    p.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="do not take the lock: read a snapshot of a file a writer holds (a copy in "
+        "$TMPDIR, taken again when a commit lands during it; needs the file's size free "
+        "there)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +136,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     Runtime complexity: O(1).
     """
     for name, func, text in (
-        ("check", _cmd_check, "check a page file or bbolt database; exit 1 if it has problems"),
+        (
+            "check",
+            _cmd_check,
+            "check page files or bbolt databases: exit 0 when every file is sound, 1 when "
+            "a file has problems (damage included), 2 on an error (a file that cannot be "
+            "opened: missing, locked, unreadable; bad options)",
+        ),
         (
             "inspect",
             _cmd_inspect,
@@ -61,7 +151,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         ),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("file", metavar="FILE", help="a page file or a bbolt database")
+        if name == "check":
+            p.add_argument("files", nargs="+", metavar="FILE", help="page files or bbolt databases")
+        else:
+            p.add_argument("file", metavar="FILE", help="a page file or a bbolt database")
         p.add_argument(
             "--walk",
             choices=WALKS,
@@ -76,9 +169,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             help="freelist to load the file into: array, hashmap[:POLICY] or "
             "package.module:Name (default hashmap)",
         )
-        p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the lock")
+        add_file_options(p)
+        add_progress_option(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
         if name == "inspect":
-            p.add_argument("--json", action="store_true", help="print JSON")
             p.add_argument(
                 "--plot",
                 metavar="FILE",
@@ -96,8 +190,9 @@ class _Progress:
     :data:`PROGRESS_DELAY` seconds: a rich bar, or a plain line every few
     seconds without rich.  Silent for short passes."""
 
-    def __init__(self, what: str, total: int = 0) -> None:
+    def __init__(self, what: str, total: int = 0, *, show: bool = True) -> None:
         self.what = what
+        self.show = show
         self.total = total
         self.done = 0
         self._t0 = time.monotonic()
@@ -109,7 +204,7 @@ class _Progress:
     def advance(self, n: int) -> None:
         self.done += n
         now = time.monotonic()
-        if now < self._next:
+        if now < self._next or not self.show:
             return
         if self._bar is None and not self._plain:
             self._start()
@@ -134,13 +229,17 @@ class _Progress:
         except ImportError:
             self._plain = True
             return
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            self.show = False  # a bar only on a terminal (rich would leave a blank line)
+            return
         self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("pages"),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=True,
         )
         self._bar.start()
@@ -184,6 +283,67 @@ def _walker(progress: _Progress | None) -> Reachable:
 
 # --- opening -----------------------------------------------------------------------
 
+#: Copies :func:`snapshot` takes before it gives up on a file that keeps changing.
+SNAPSHOT_TRIES = 3
+
+#: Bytes of a meta page that a commit rewrites: its page header, fields and checksum.
+_META_SPAN = PAGE_HEADER_SIZE + META_SIZE
+
+_LOCK_HINT = (
+    "a bbolt writer such as etcd holds its file's lock for as long as it runs; "
+    "--no-lock reads a snapshot without the lock, or copy the file while no writer "
+    "runs (for etcd: etcdctl snapshot save copy.db) and read the copy"
+)
+
+
+def _metas(path: str) -> bytes:
+    """The bytes of both meta pages' fields, at every page size a file may have:
+    what changes when a writer commits (page 0 at offset 0, page 1 at one page
+    size, whatever that size is)."""
+    with open(path, "rb") as f:
+        out = [f.read(_META_SPAN)]
+        for ps in READ_PAGE_SIZES:
+            f.seek(ps)
+            out.append(f.read(_META_SPAN))
+    return b"".join(out)
+
+
+def snapshot(path: str, folder: str, *, tries: int = SNAPSHOT_TRIES) -> str:
+    """Copy ``path`` into ``folder`` without taking its lock and return the
+    copy's path: a consistent snapshot of a file that a writer holds.
+
+    A writer never rewrites a page that its newest committed meta reaches
+    (copy-on-write) until a later commit has freed it, so a copy during which
+    neither meta page changed holds a whole tree and freelist of that meta.
+    The metas are read before and after the copy and in the copy itself; when
+    they differ (a commit landed during the copy, or a meta page was copied
+    half written) the copy is taken again, up to ``tries`` times.
+
+    :raises FileLockedError: every copy saw a commit land: the writer commits
+        more often than the file can be copied.
+    :raises FileIOError: the file cannot be read or the copy written (no space
+        left, say).
+    :raises MissingFileError: ``path`` does not exist.
+
+    Runtime complexity: O(file size) per copy, at most ``tries`` copies.
+    """
+    if not os.path.exists(path):
+        raise MissingFileError(path, "no such file")
+    dest = os.path.join(folder, os.path.basename(path) or "snapshot.db")
+    for _ in range(tries):
+        try:
+            before = _metas(path)
+            shutil.copyfile(path, dest)
+            if before == _metas(path) == _metas(dest):
+                return dest
+        except OSError as e:
+            raise FileIOError(path, f"cannot copy it to {folder}: {e.strerror or e}") from e
+    raise FileLockedError(
+        path,
+        f"a commit landed during each of {tries} copies (--no-lock); copy the file while "
+        "no writer runs (for etcd: etcdctl snapshot save copy.db) and read the copy",
+    )
+
 
 def _looks_like_bbolt(pf: PageFile) -> bool:
     root = pf.meta.root
@@ -195,9 +355,20 @@ def _looks_like_bbolt(pf: PageFile) -> bool:
 
 
 def open_for_tools(
-    path: str, walk: str, freelist: str, timeout: float, *, progress: bool = False
+    path: str,
+    walk: str,
+    freelist: str,
+    timeout: float,
+    *,
+    progress: bool = False,
+    lock: bool = True,
 ) -> tuple[PageFile, Reachable | None]:
     """Open ``path`` read-only and choose the reachability walk for it.
+
+    With ``lock`` (the default) the file is opened under a shared lock, waiting
+    up to ``timeout`` seconds; without it, a :func:`snapshot` of the file is
+    opened instead (the copy is deleted at once: the open file keeps it until
+    it is closed), for a file a writer holds.
 
     ``walk`` is ``"auto"`` (bbolt's tree walk when the root looks like a bbolt
     tree page), ``"bbolt"`` or ``"none"``.  Returns the file and the walk to
@@ -207,7 +378,8 @@ def open_for_tools(
 
     :raises FreelistError: the file cannot be opened (see :meth:`PageFile.open`);
         :class:`ReachabilityError` when its freelist is not synced and ``walk``
-        is ``"none"``.
+        is ``"none"``; :class:`FileLockedError` says how to read a file that
+        a writer holds.
     :raises InvalidArgumentError: ``walk`` is not one of the three.
 
     Runtime complexity: as :meth:`PageFile.open`, plus the walk when one is used.
@@ -216,14 +388,26 @@ def open_for_tools(
         raise InvalidArgumentError(f"{path}: walk must be one of {', '.join(WALKS)}, got {walk!r}")
     bar = _Progress(f"{os.path.basename(path)}: walking the tree") if progress else None
     walker: Reachable | None = bbolt.reachable if walk in ("auto", "bbolt") else None
+    folder = None if lock else tempfile.mkdtemp(prefix="freelist-snapshot-")
     try:
-        pf = PageFile.open(
-            path,
-            readonly=True,
-            freelist=freelist,
-            reachable=_walker(bar) if walker is not None else None,
-            timeout=timeout,
-        )
+        copy = path if folder is None else snapshot(path, folder)
+        try:
+            pf = PageFile.open(
+                copy,
+                readonly=True,
+                freelist=freelist,
+                reachable=_walker(bar) if walker is not None else None,
+                timeout=timeout,
+            )
+        except PageFileError as e:
+            if copy != path:  # name the file asked for, not its snapshot
+                e.args = (str(e).replace(copy, path),)
+                e.path = path
+            raise
+    except FileLockedError as e:
+        if "--no-lock" in str(e):
+            raise
+        raise FileLockedError(path, f"{str(e).removeprefix(f'{path}: ')}; {_LOCK_HINT}") from e
     except ReachabilityError as e:
         if walker is not None:
             raise
@@ -233,6 +417,8 @@ def open_for_tools(
     finally:
         if bar is not None:
             bar.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     if walk == "auto" and not _looks_like_bbolt(pf):
         walker = None
     return pf, walker
@@ -290,6 +476,33 @@ class FileScan:
             tree = self.in_use - 2 - self.freelist_pages
         return 2 + tree + (1 if self.synced else 0)
 
+    def in_place(self) -> dict[str, int]:
+        """What ``freelist compact FILE`` would do in place, estimated from the
+        map: the pages in use (tree pages, or pages ``used`` without a walk)
+        that lie at or past the compacted size and must move down
+        (``move_pages``; exact when the map has a cell a page, else counted
+        a cell at a time), and the bytes given back (the file past the
+        compacted size).  The pages naming the last pages moved may leave a
+        few holes, so the result can be a few pages longer.
+
+        Runtime complexity: O(cells * kinds).
+        """
+        target = self.compacted_pages
+        pm = self.map
+        kinds = ("branch", "leaf", "overflow", "used")
+        move = 0
+        if pm.cells:
+            first = min(target // pm.per, pm.cells)
+            for c in range(first, pm.cells):
+                counts = pm.counts(c)
+                n = sum(counts.get(k, 0) for k in kinds)
+                if c == first:  # the cell the target falls in: its share past it
+                    past = c * pm.per + pm.cell_pages(c) - target
+                    n = min(n, max(0, past))
+                move += n
+        back = max(0, self.file_size - target * self.page_size)
+        return {"move_pages": move, "gives_back_bytes": back}
+
     def report(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict: pages by kind, in use, compacted
         copy (pages, bytes, and the bytes and share of the file it gives back),
@@ -310,6 +523,7 @@ class FileScan:
                 "gives_back_bytes": back,
                 "gives_back_share": round(back / self.file_size, 4) if self.file_size else 0.0,
             },
+            "compact_in_place": self.in_place(),
             "free_tail": {
                 "pages": self.free_tail,
                 "bytes": self.free_tail * ps,
@@ -394,23 +608,58 @@ def scan_file(
 # --- commands ----------------------------------------------------------------------
 
 
+def _check_one(args: argparse.Namespace, path: str) -> dict[str, Any]:
+    """Check one file: ``{"file", "ok", "walk", "problems", "error"}``.
+
+    Damage the checker meets on its way (a malformed file or tree, a corrupt
+    page) is a problem of the file; a file that cannot be checked as asked
+    (missing, locked, unreadable, not synced without a walk) is an error."""
+    out: dict[str, Any] = {"file": path, "ok": False, "walk": None, "problems": [], "error": None}
+    show = not args.no_progress
+    opened = path  # the snapshot's path under --no-lock: messages name the file asked for
+    try:
+        pf, walker = open_for_tools(
+            path, args.walk, args.freelist, args.timeout, progress=show, lock=not args.no_lock
+        )
+        opened = pf.path
+        with pf:
+            out["walk"] = "bbolt" if walker is not None else "none"
+            if walker is not None:
+                st = pf.stats()
+                total = st.hwm - st.free - st.pending  # the tree's pages and any leaked ones
+                what = f"{os.path.basename(path)}: checking"
+                with _Progress(what, total, show=show) as bar:
+                    problems = pf.check(_walker(bar))
+            else:
+                problems = pf.check(None)
+    except (FileFormatError, CorruptPageError) as e:  # bbolt's tree errors included
+        problems = [str(e).replace(opened, path).removeprefix(f"{path}: ")]
+    except FreelistError as e:
+        out["error"] = str(e).replace(opened, path)
+        return out
+    out["problems"] = [str(p).replace(opened, path) for p in problems]
+    out["ok"] = not problems
+    return out
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
-    with pf:
-        if walker is not None:
-            st = pf.stats()
-            total = st.hwm - st.free - st.pending  # the tree's pages and any leaked ones
-            with _Progress(f"{os.path.basename(args.file)}: checking", total) as bar:
-                problems = pf.check(_walker(bar))
-        else:
-            problems = pf.check(None)
-    if problems:
-        for p in problems:
-            print(f"{args.file}: {p}")
-        return 1
-    how = "with bbolt's tree walk" if walker else "without a reachability walk"
-    print(f"{args.file}: ok ({how})")
-    return 0
+    results = [_check_one(args, path) for path in args.files]
+    if args.json:
+        print(json.dumps({"ok": all(r["ok"] for r in results), "files": results}, indent=1))
+    else:
+        for r in results:
+            if r["error"] is not None:
+                print(f"freelist: error: {r['error']}", file=sys.stderr)
+            elif r["problems"]:
+                for p in r["problems"]:
+                    print(f"{r['file']}: {p}")
+            else:
+                walked = r["walk"] == "bbolt"
+                how = "with bbolt's tree walk" if walked else "without a reachability walk"
+                print(f"{r['file']}: ok ({how})")
+    if any(r["error"] is not None for r in results):
+        return 2
+    return 0 if all(r["ok"] for r in results) else 1
 
 
 def _meta_dict(m: Meta) -> dict[str, Any]:
@@ -434,9 +683,13 @@ def _size(n: int) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.plot:
         filemap.check_plot_path(args.plot)  # fail before the long pass, not after it
-    pf, walker = open_for_tools(args.file, args.walk, args.freelist, args.timeout, progress=True)
+    show = not args.no_progress
+    pf, walker = open_for_tools(
+        args.file, args.walk, args.freelist, args.timeout, progress=show, lock=not args.no_lock
+    )
     with pf:
-        with _Progress(f"{os.path.basename(args.file)}: mapping pages", pf.meta.hwm) as bar:
+        what = f"{os.path.basename(args.file)}: mapping pages"
+        with _Progress(what, pf.meta.hwm, show=show) as bar:
             scan = scan_file(pf, walk=walker is not None, progress=bar.advance)
         st = pf.stats()
         stored = pf.stored_freelist()
@@ -497,6 +750,11 @@ def _print_inspect(info: dict[str, Any]) -> None:
         f"  a compacted copy needs about {c['pages']:,} pages ({_size(c['bytes'])}), "
         f"giving back {_size(c['gives_back_bytes'])}, {c['gives_back_share']:.0%} of the file"
     )
+    ip = info["compact_in_place"]
+    print(
+        f"  freelist compact (in place) moves about {ip['move_pages']:,} pages and gives back "
+        f"about {_size(ip['gives_back_bytes'])}"
+    )
     t = info["free_tail"]
     past = (
         f", plus {_size(t['past_hwm_bytes'])} past the high-water mark"
@@ -504,8 +762,12 @@ def _print_inspect(info: dict[str, Any]) -> None:
         else ""
     )
     print(f"  free tail: {t['pages']:,} pages ({_size(t['bytes'])}) at the end{past}")
-    sizes = info["span_sizes"]
+    sizes = list(info["span_sizes"].items())
     if sizes:
-        print("  run sizes: " + ", ".join(f"{k}x{v}" for k, v in list(sizes.items())[:20]))
+        shown = ", ".join(f"{k}x{v}" for k, v in sizes[:RUN_SIZES_SHOWN])
+        more = len(sizes) - RUN_SIZES_SHOWN
+        if more > 0:
+            shown += f", ... and {more:,} longer sizes (--json lists them all)"
+        print(f"  run sizes (length x runs): {shown}")
     if "plot" in info:
         print(f"  map of the pages written to {info['plot']}")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import registry
-from .errors import FreelistError, TraceError
+from .errors import FreelistError, InvalidArgumentError, TraceError
 from .protocol import Freelist
 from .traceformat import MAX_TRACE_PAGES, Op, Trace
 
@@ -45,7 +45,15 @@ class ReplayResult:
     by a factory), ``policy`` the hashmap's policy (``None`` for the array).
 
     Times are nanoseconds of the replay loop only: parsing, building the
-    freelist and hashing the result are outside them.  The loop reads the clock
+    freelist and hashing the result are outside them.
+
+    ``wall_ns`` is the replay timed by one clock reading before the loop and
+    one after it, with nothing else in the loop: the figure to set beside
+    another implementation timed the same way (bbolt's Go freelists, say).
+    It comes from a run of its own on a second freelist, made only when
+    asked (``replay(wall=True)``; ``None`` otherwise).
+
+    For the split, the loop reads the clock
     once per operation (``time.perf_counter_ns``) and charges the interval since
     the previous reading to the operation's kind, so ``alloc_ns + free_ns +
     commit_ns`` is ``total_ns`` less one clock reading.  What an operation is
@@ -77,6 +85,7 @@ class ReplayResult:
     spans: int
     largest_span: int
     free_tail: int = 0
+    wall_ns: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The result as a JSON-ready dict.
@@ -112,8 +121,8 @@ def _op_text(op: Op) -> str:
 @dataclass(frozen=True, slots=True)
 class LoopTimes:
     """What :func:`run_ops` measured: nanoseconds of the loop in all and by
-    operation kind, allocations served by growing the file, and the final
-    high-water mark."""
+    operation kind (all three 0 when the run was not split), allocations
+    served by growing the file, and the final high-water mark."""
 
     total_ns: int
     alloc_ns: int
@@ -123,18 +132,32 @@ class LoopTimes:
     final_hwm: int
 
 
-def run_ops(trace: Trace, fl: Freelist, *, sync: bool = False) -> LoopTimes:
+def _refused(trace: Trace, i: int, e: FreelistError) -> TraceError:
+    line = trace.lines[i] if i < len(trace.lines) else 0
+    where = f"{trace.name}:{line}" if line else f"{trace.name}, operation #{i}"
+    return TraceError(f"{where}: {_op_text(trace.ops[i])}: {e}")
+
+
+def run_ops(trace: Trace, fl: Freelist, *, sync: bool = False, split: bool = True) -> LoopTimes:
     """Apply the operations of ``trace`` to ``fl`` and time them (see :func:`replay`).
 
     This is the timed part of :func:`replay` alone, for callers that build the
     freelist themselves (a benchmark that keeps building out of its timing,
     say); ``fl`` must hold the trace's initial free ids and nothing pending.
 
+    With ``split`` (the default) the loop reads the clock after every
+    operation and charges the interval to the operation's kind.  Without it
+    the loop reads the clock only before and after (``total_ns`` is then the
+    whole loop and the three kinds are 0): the same operations in the same
+    order, without the cost of a clock call per operation.
+
     :raises TraceError: naming the file and line of the operation the freelist
         refused; the replay stops there.
 
     Runtime complexity: the sum of the operations' costs (see :func:`replay`).
     """
+    if not split:
+        return _run_wall(trace, fl, sync=sync)
     allocate = fl.allocate
     free = fl.free
     release = fl.release
@@ -178,10 +201,47 @@ def run_ops(trace: Trace, fl: Freelist, *, sync: bool = False) -> LoopTimes:
                 commit_ns += now - t
             t = now
     except FreelistError as e:
-        line = trace.lines[i] if i < len(trace.lines) else 0
-        where = f"{trace.name}:{line}" if line else f"{trace.name}, operation #{i}"
-        raise TraceError(f"{where}: {_op_text(ops[i])}: {e}") from e
+        raise _refused(trace, i, e) from e
     return LoopTimes(pc() - begin, alloc_ns, free_ns, commit_ns, grown, hwm)
+
+
+def _run_wall(trace: Trace, fl: Freelist, *, sync: bool) -> LoopTimes:
+    """:func:`run_ops` without ``split``: one clock reading before the loop, one after."""
+    allocate = fl.allocate
+    free = fl.free
+    release = fl.release
+    serialise = fl.page_id_array
+    hwm = trace.hwm
+    starts: list[int] = []
+    sizes: list[int] = []
+    grown = 0
+    txid = 2
+    i = 0
+    ops = trace.ops
+    pc = time.perf_counter_ns
+    begin = pc()
+    try:
+        for i, (code, a, b) in enumerate(ops):  # noqa: B007 - i names the failing line
+            if code == "A":
+                s = allocate(txid, a)
+                if not s:
+                    s = hwm
+                    hwm += a
+                    grown += 1
+                starts.append(s)
+                sizes.append(a)
+            elif code == "F":
+                free(txid, starts[a], sizes[a])
+            elif code == "D":
+                free(txid, a, b)
+            else:
+                if sync:
+                    serialise()
+                release(txid)
+                txid += 1
+    except FreelistError as e:
+        raise _refused(trace, i, e) from e
+    return LoopTimes(pc() - begin, 0, 0, 0, grown, hwm)
 
 
 def replay(
@@ -190,6 +250,7 @@ def replay(
     *,
     policy: str | None = None,
     sync: bool = False,
+    wall: bool = False,
 ) -> ReplayResult:
     """Replay ``trace`` on a new freelist and measure it.
 
@@ -208,18 +269,26 @@ def replay(
     one releases the pending pages.  The freelist keeps that array up to date
     incrementally; the replay does not sort anything itself.
 
+    With ``wall=True`` the trace is replayed a second time, on a second
+    freelist from ``freelist`` (a factory must then build a new one on each
+    call), timed as a whole: ``wall_ns`` is one clock reading before the loop
+    and one after, nothing in between; without it ``wall_ns`` is ``None``.
+    The state reported is the first run's.
+
     :raises TraceError: naming the file and line whose operation the freelist
         refused (a double free, for example); the replay stops there, and the
         refused operation changed nothing (every freelist check runs first).
         Also: more than :data:`~freelist.traceformat.MAX_TRACE_PAGES` initial
         free pages (checked before anything is built), or memory ran out.
-    :raises InvalidArgumentError: unknown freelist kind or policy.
+    :raises InvalidArgumentError: unknown freelist kind or policy; with
+        ``wall``, a factory that returned the same freelist twice.
 
     Runtime complexity: O(F) to build the freelist (the hashmap adds
     O(S log S)), then the sum of the operations' costs (per operation, array:
     O(F) for a multi-page allocation and each commit's merge; hashmap: O(1)
     expected, O(log S) for a split), plus O(F + P) per commit with ``sync``,
-    and O(F log F) at the end to hash the free ids.
+    and O(F log F) at the end to hash the free ids; the build and the operations
+    twice with ``wall``.
     """
     initial = sum(n for _, n in trace.spans)
     if initial > MAX_TRACE_PAGES:
@@ -227,19 +296,28 @@ def replay(
             f"{trace.name}: {initial:,} initial free pages, more than the "
             f"{MAX_TRACE_PAGES:,} a replay may hold"
         )
+    if isinstance(freelist, str):
+        spec = registry.resolve(freelist, policy=policy)
+        factory: Callable[[list[int]], Freelist] = spec.make
+        kind = spec.kind
+        pol: str | None = spec.policy
+    else:
+        factory = freelist
     try:
-        ids = trace.free_ids()
-        if isinstance(freelist, str):
-            spec = registry.resolve(freelist, policy=policy)
-            fl: Freelist = spec.make(ids)
-            kind = spec.kind
-            pol: str | None = spec.policy
-        else:
-            fl = freelist(ids)
+        fl = factory(trace.free_ids())
+        if not isinstance(freelist, str):
             kind = type(fl).__name__
             pol = getattr(fl, "policy", None)
-        del ids
         loop = run_ops(trace, fl, sync=sync)
+        wall_ns = None
+        if wall:
+            again = factory(trace.free_ids())
+            if again is fl:
+                raise InvalidArgumentError(
+                    "replay(wall=True) needs a factory that builds a new freelist per call"
+                )
+            wall_ns = run_ops(trace, again, sync=sync, split=False).total_ns
+            del again
     except MemoryError:
         raise TraceError(f"{trace.name}: not enough memory to replay this trace") from None
     final = fl.free_page_ids()
@@ -255,4 +333,5 @@ def replay(
         spans=len(spans),
         largest_span=max((n for _, n in spans), default=0),
         free_tail=spans[-1][1] if spans and sum(spans[-1]) == loop.final_hwm else 0,
+        wall_ns=wall_ns,
     )

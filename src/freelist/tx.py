@@ -219,6 +219,7 @@ class Transaction:
         self._freed: list[Run] = []  # runs freed, for the log
         self._closed = False
         self._size_checked = False
+        self._fit = False  # shrink_to_fit(): drop any free tail, cut with no slack
 
     def __repr__(self) -> str:
         """Kind, txid and whether it is closed."""
@@ -306,6 +307,20 @@ class Transaction:
     def hwm(self) -> int:
         """The high-water mark this transaction sees (grows as a writer allocates)."""
         return self._hwm
+
+    def shrink_to_fit(self) -> None:
+        """Make this commit drop the whole free tail, however short, and cut
+        the file to exactly the pages both metas use (no slack, no
+        hysteresis): for a tool that has just packed the file.  Nothing
+        happens on a file opened with ``shrink=False``.
+
+        :raises ReadOnlyError: in a read transaction.
+        :raises ClosedError: the transaction or file is closed.
+
+        Runtime complexity: O(1); the commit costs as with shrinking.
+        """
+        self._check(write=True)
+        self._fit = True
 
     def _allocate_pages(self, n: int) -> int:
         host = self._host
@@ -520,7 +535,7 @@ class Transaction:
                 )
             raise
         host.publish(meta, page, owned, nbytes)
-        if shrinking.enabled and (tail[1] or shrinking.trim_check):
+        if shrinking.enabled and (tail[1] or shrinking.trim_check or self._fit):
             self._trim(prev, meta, copied=bool(tail[1]) and self._copy_meta(meta, 1 - page))
 
     def _drop_free_tail(self) -> tuple[int, int]:
@@ -538,7 +553,7 @@ class Transaction:
         host = self._host
         fl, hwm = host.freelist, self._hwm
         size = host.io.size_hint()  # a stale size only makes a drop without a cut
-        mark = _highest_mark(size, host.meta.page_size)
+        mark = hwm - 1 if self._fit else _highest_mark(size, host.meta.page_size)
         need = hwm - mark
         if (
             not mark
@@ -555,7 +570,7 @@ class Transaction:
         backoff = 0
         shrinking = host.shrinking
         miss = shrinking.miss
-        if miss is not None and miss.hwm == hwm and miss.size == size:
+        if miss is not None and miss.hwm == hwm and miss.size == size and not self._fit:
             backoff = miss.backoff
             if miss.in_use and not fl.freed(miss.blocker):
                 return (hwm, 0)
@@ -610,8 +625,8 @@ class Transaction:
         try:
             size = io.size()
             shrinking.trim_check = used > meta.hwm * ps  # the older meta keeps the file long
-            if size > shrink_limit(used, ps):
-                keep = kept_size(used, ps)
+            if size > (used if self._fit else shrink_limit(used, ps)):
+                keep = used if self._fit else kept_size(used, ps)
                 io.shrink(keep)
                 shrinking.shrinks += 1
                 shrinking.given_back += size - keep

@@ -77,9 +77,25 @@ _PROTOCOL = sorted(m for m in vars(Freelist) if not m.startswith("_"))
 Factory = Callable[[list[int]], Freelist]
 
 
-def _refuses(error: type[Exception], fl: Freelist, call: Callable[[], object], what: str) -> None:
-    """``call()`` raises ``error`` and leaves everything ``fl`` shows unchanged."""
+def _short(value: object) -> str:
+    """A call's argument as the failing program shows it (long lists cut)."""
+    if isinstance(value, list) and len(value) > 8:
+        return f"[{', '.join(map(str, value[:8]))}, ... {len(value)} ids]"
+    return repr(value)
+
+
+def _refuses(
+    error: type[Exception],
+    fl: Freelist,
+    call: Callable[[], object],
+    what: str,
+    log: list[str] | None = None,
+) -> None:
+    """``call()`` raises ``error`` and leaves everything ``fl`` shows unchanged;
+    the call goes to ``log`` (the failing program's comments)."""
     prior = observe(fl)
+    if log is not None:
+        log.append(f"{what} refused")
     try:
         call()
     except error:
@@ -168,6 +184,7 @@ class FreelistMachine(RuleBasedStateMachine):
             raise InvalidArgumentError(
                 f"{type(self).__name__}.factory is not set: use FreelistMachine.for_factory()"
             )
+        self.calls = []
         self.fl: Freelist = factory(list(ids))
         assert isinstance(self.fl, Freelist), (
             f"the factory returned a {type(self.fl).__name__!r}, which lacks members of the "
@@ -183,6 +200,38 @@ class FreelistMachine(RuleBasedStateMachine):
         self.readers: list[int] = []
         #: runs the freelist allocated that are still wholly in use: (start, n)
         self.allocated: list[tuple[int, int]] = []
+        self.calls.append(f"writer txid {self.tx}")
+
+    # -- the calls of each step ---------------------------------------------
+
+    #: The freelist calls of the current step, as text: the failing program
+    #: Hypothesis prints shows them after each step (``# allocate(3, 2) -> 5``),
+    #: so every call's txid is on the page.
+    calls: list[str]
+
+    def call(self, name: str, *args: object) -> Any:
+        """Call ``self.fl.name(*args)`` and log the call and its result for the
+        failing program (see :attr:`calls`); rules of your own can use it too.
+
+        Runtime complexity: that of the call.
+        """
+        text = f"{name}({', '.join(map(_short, args))})"
+        try:
+            out = getattr(self.fl, name)(*args)
+        except Exception as e:
+            self.calls.append(f"{text} raised {type(e).__name__}")
+            raise
+        self.calls.append(text if out is None else f"{text} -> {out!r}")
+        return out
+
+    def _repr_step(self, rule: Any, data: Any, result: Any) -> str:
+        # Hypothesis's line for a step, with the step's freelist calls as a comment.
+        line: str = super()._repr_step(rule, data, result)
+        calls = getattr(self, "calls", None)
+        if calls:
+            line += "  # " + "; ".join(calls)
+            calls.clear()
+        return line
 
     # -- model helpers ------------------------------------------------------
 
@@ -225,7 +274,7 @@ class FreelistMachine(RuleBasedStateMachine):
         """Allocate ``n`` pages: a run of free pages by the rule, else 0 (and
         the file grows, as in bbolt)."""
         allowed = self.allowed_starts(n)
-        got = self.fl.allocate(self.tx, n)
+        got = self.call("allocate", self.tx, n)
         assert got in allowed, (
             f"allocate({self.tx}, {n}) gave {got}; allowed by {self.choice!r}: {sorted(allowed)}"
         )
@@ -253,7 +302,7 @@ class FreelistMachine(RuleBasedStateMachine):
         else:
             start = s + min(skip, length - 1)
             k = min(n, s + length - start)
-        self.fl.free(self.tx, start, k)
+        self.call("free", self.tx, start, k)
         self.take_free(start, k)
 
     @precondition(lambda self: self.in_use)
@@ -267,7 +316,7 @@ class FreelistMachine(RuleBasedStateMachine):
         k = 1
         while k < n and start + k in self.in_use:
             k += 1
-        self.fl.free(self.tx, start, k)
+        self.call("free", self.tx, start, k)
         self.take_free(start, k)
 
     @rule(pick=st.integers(0, 10**6), before=st.integers(0, 3), n=run_lengths)
@@ -288,6 +337,7 @@ class FreelistMachine(RuleBasedStateMachine):
             self.fl,
             lambda: self.fl.free(self.tx, start, n),
             f"free({self.tx}, {start}, {n})",
+            self.calls,
         )
 
     @rule(which=st.integers(0, 4), n=run_lengths)
@@ -304,7 +354,7 @@ class FreelistMachine(RuleBasedStateMachine):
             (lambda: fl.release(-n), f"release({-n})"),
         ]
         call, what = calls[which]
-        _refuses(InvalidArgumentError, fl, call, what)
+        _refuses(InvalidArgumentError, fl, call, what, self.calls)
 
     @rule(reader=st.booleans(), begin_next=st.booleans())
     def commit(self, reader: bool, begin_next: bool) -> None:
@@ -313,24 +363,26 @@ class FreelistMachine(RuleBasedStateMachine):
         begins, which may be at once or after more readers opened."""
         self.tx += 1
         self.writer_runs = []
+        self.calls.append(f"txid {self.tx - 1} commits")
         if reader:
-            self.fl.add_reader(self.tx - 1)
+            self.call("add_reader", self.tx - 1)
             self.readers.append(self.tx - 1)
         if begin_next:
-            self.fl.release_pending()
+            self.call("release_pending")
             self.release_pending_model()
+        self.calls.append(f"writer txid {self.tx}")
 
     @rule()
     def release_pending(self) -> None:
         """Release what no open reader can see."""
-        self.fl.release_pending()
+        self.call("release_pending")
         self.release_pending_model()
 
     @rule(back=st.integers(0, 6))
     def release(self, back: int) -> None:
         """Release the pages pending for a txid up to ``tx - back``."""
         t = max(0, self.tx - back)
-        self.fl.release(t)
+        self.call("release", t)
         self.release_where(lambda f, _a: f <= t)
 
     @rule(b=st.integers(0, 8), e=st.integers(-1, 8))
@@ -338,14 +390,14 @@ class FreelistMachine(RuleBasedStateMachine):
         """Release the pages allocated and freed within a range of txids."""
         begin = max(0, self.tx - b)
         end = max(0, self.tx - e)
-        self.fl.release_range(begin, end)
+        self.call("release_range", begin, end)
         self.release_where(lambda f, a: released_by_range(a, f, begin, end))
 
     @rule(back=st.integers(0, 4))
     def open_reader(self, back: int) -> None:
         """Open a reader on a recent snapshot."""
         r = max(0, self.tx - 1 - back)
-        self.fl.add_reader(r)
+        self.call("add_reader", r)
         self.readers.append(r)
 
     @rule(pick=st.integers(0, 10**6))
@@ -359,17 +411,18 @@ class FreelistMachine(RuleBasedStateMachine):
                 self.fl,
                 lambda: self.fl.remove_reader(r),
                 f"remove_reader({r}) with no such reader open",
+                self.calls,
             )
             return
         r = self.readers.pop(pick % len(self.readers))
-        self.fl.remove_reader(r)
+        self.call("remove_reader", r)
 
     @rule()
     def rollback(self) -> None:
         """The writer rolls back: what it freed is in use again, each freed run
         with the allocation record it had; what it allocated is free again."""
         tx = self.tx
-        self.fl.rollback(tx)
+        self.call("rollback", tx)
         restored: dict[int, int] = {}
         for p, (f, a, first) in list(self.pending.items()):
             if f == tx:
@@ -396,7 +449,7 @@ class FreelistMachine(RuleBasedStateMachine):
     def probe(self, pick: int) -> None:
         """``freed(p)`` is true exactly for free and pending pages."""
         p = pick % (self.hwm + 4)
-        got = self.fl.freed(p)
+        got = self.call("freed", p)
         assert got == (p in self.free or p in self.pending), f"freed({p}) is {got}"
 
     @rule(drop=st.sets(st.integers(0, 10**6), max_size=4))
@@ -405,7 +458,7 @@ class FreelistMachine(RuleBasedStateMachine):
         ones (pages a page walk found in use): pending pages stay pending."""
         free = sorted(self.free)
         gone = {free[i % len(free)] for i in drop} if free else set()
-        self.fl.reload(sorted((self.free - gone) | set(self.pending)))
+        self.call("reload", sorted((self.free - gone) | set(self.pending)))
         self.free -= gone
         self.in_use |= gone
 
@@ -417,6 +470,7 @@ class FreelistMachine(RuleBasedStateMachine):
         reads the sorted id array, patched since the last step), and match the
         model: free ids, pending ids by txid, counts, the id array, and the
         open readers when the freelist exposes ``readers``."""
+        self.calls.clear()  # the step's line was printed (or not: a run not shown)
         fl = check(self.fl)
         free = fl.free_page_ids()
         want = sorted(self.free)
