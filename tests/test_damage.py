@@ -55,6 +55,7 @@ from pathlib import Path
 import pytest
 
 from freelist import FreelistError, PageFile, bbolt, freelog, pagefile, persist
+from freelist import meta as metas
 from freelist._fileio import FileIO
 from freelist.errors import CorruptPageError
 from freelist.layout import (
@@ -359,6 +360,33 @@ def damage_meta(o: Original, r: random.Random, buf: bytearray) -> str:
     return f"meta {m} {name} = {value}{' (checksum fixed)' if fixed else ''}"
 
 
+def damage_meta_place(o: Original, r: random.Random, buf: bytearray) -> str:
+    """Metas swapped or misplaced (issue 21 hole 3): the two meta pages
+    swapped, or one copied over the other, each header naming the page it
+    now sits on or still the page it came from; sometimes the newest meta's
+    freelist is damaged too, so an open falls back to the older meta."""
+    ps = o.ps
+    m0, m1 = bytes(buf[0:ps]), bytes(buf[ps : 2 * ps])
+    what = r.choice(["swap", "swap", "copy-newest", "copy-older"])
+    fix = r.random() < 0.7
+    newest = next(p for p in (0, 1) if Meta.unpack(o.data, p * ps)[0] == o.newest().meta)
+    if what == "swap":
+        buf[0:ps], buf[ps : 2 * ps] = m1, m0
+    else:
+        src = newest if what == "copy-newest" else 1 - newest
+        dst = 1 - src
+        buf[dst * ps : (dst + 1) * ps] = (m0, m1)[src]
+    if fix:
+        for p in (0, 1):
+            _put(buf, p * ps, "<Q", p)
+    head = o.newest().meta.freelist
+    broke = ""
+    if head != NO_FREELIST and r.random() < 0.4 and (head + 1) * ps <= len(buf):
+        buf[head * ps + 20 + r.randrange(4)] ^= 0xFF  # a log run's crc, a freelist page's ids
+        broke = f", freelist page {head} damaged"
+    return f"metas: {what}{' (header ids fixed)' if fix else ''}{broke}"
+
+
 def damage_freelist_header(o: Original, r: random.Random, buf: bytearray) -> str:
     """The newest freelist page's header: id, flags, count or overflow."""
     fl = o.newest().meta.freelist
@@ -460,6 +488,72 @@ def damage_tree_elements(o: Original, r: random.Random, buf: bytearray) -> str:
     value = r.choice([0, 1, 16, 0xFFFF, 2**31, U64, r.randrange(o.ps)])
     _put(buf, elem + rel, "<I", value)
     return f"leaf page {p} element {i} {name} = {value & 0xFFFFFFFF}"
+
+
+def damage_leaf_value(o: Original, r: random.Random, buf: bytearray) -> str:
+    """A leaf value past its page (issue 21 hole 1): a leaf with overflow
+    pages gets a smaller overflow in its header, or one element's value size
+    grows so the value ends past the leaf's last page.  The pages the value
+    reaches stay in use: the walk must refuse the leaf, not free them."""
+    new = o.newest()
+    leaves = []
+    for p in new.tree:
+        flags, count, overflow = struct.unpack_from("<HHI", o.data, p * o.ps + 8)
+        if flags & LEAF_PAGE and count:
+            leaves.append((p, count, overflow))
+    if not leaves:
+        return damage_tree_elements(o, r, buf)
+    big = [leaf for leaf in leaves if leaf[2]]
+    if big and r.random() < 0.6:
+        p, _count, overflow = r.choice(big)
+        value = r.randrange(overflow)
+        _put(buf, p * o.ps + 12, "<I", value)
+        return f"leaf page {p} overflow {overflow} -> {value} (a value past its page)"
+    p, count, overflow = r.choice(leaves)
+    i = r.randrange(count)
+    elem = p * o.ps + 16 + 16 * i
+    _flags, pos, ksize, _vsize = struct.unpack_from("<IIII", o.data, elem)
+    end = (1 + overflow) * o.ps - (16 + 16 * i + pos + ksize)  # bytes to the run's end
+    value = end + r.choice([1, 8, o.ps, o.ps * r.randint(2, 4)])
+    _put(buf, elem + 12, "<I", value)
+    return f"leaf page {p} element {i} vsize = {value} (past its {1 + overflow} page(s))"
+
+
+class Damaged(bytearray):
+    """The damaged file's bytes; ``sparse_to``: extend the written file to
+    this size with a hole (0: no)."""
+
+    sparse_to = 0
+
+
+#: The largest file the campaign makes sparse (ext4 takes files under 16 TiB).
+SPARSE_MAX = 1 << 43
+
+
+def damage_sparse(o: Original, r: random.Random, buf: bytearray) -> str:
+    """A sparse file with a huge high-water mark (issue 21 hole 2): the
+    newest meta, or both, claims 2**24 .. 2**40 pages (checksum fixed) and
+    the file is extended to hold them, as a hole; sometimes the freelist page
+    claims as many ids too.  What the file holds stays a few pages."""
+    ps = o.ps
+    hwm = min(1 << r.choice([24, 27, 30, 33, 36, 40]), SPARSE_MAX // ps)
+    new = o.newest().meta
+    pages = [p for p in (0, 1) if Meta.unpack(o.data, p * ps)[0] == new]
+    if r.random() < 0.4:
+        pages = [0, 1]
+    for p in pages:
+        _put(buf, p * ps + 56, "<Q", hwm)
+        _fix_checksum(buf, p * ps)
+    what = f"meta(s) {pages} claim {hwm} pages"
+    fl = new.freelist
+    if fl != NO_FREELIST and new.version != LOG_VERSION and r.random() < 0.5:
+        _put(buf, fl * ps + 10, "<H", 0xFFFF)
+        _put(buf, fl * ps + 12, "<I", min(hwm - fl - 1, 2**32 - 1))
+        _put(buf, fl * ps + 16, "<Q", hwm - 2)
+        what += f", freelist page {fl} claims {hwm - 2} ids"
+    if isinstance(buf, Damaged):
+        buf.sparse_to = hwm * ps
+    return what + f" (sparse to {hwm * ps} bytes)"
 
 
 def damage_truncate(o: Original, r: random.Random, buf: bytearray) -> str:
@@ -649,17 +743,40 @@ def damage_log_chain(o: Original, r: random.Random, buf: bytearray) -> str:
     return f"checkpoint {ckpt.pgid} zeroed"
 
 
+def damage_log_meta_older(o: Original, r: random.Random, buf: bytearray) -> str:
+    """The newest meta names an older run of its chain (or of the older
+    meta's), its checksum fixed: a chain older than the meta's txid."""
+    new = o.newest()
+    older = [run for run in _log_runs(o) if run.txid < new.meta.txid]
+    if not older:
+        return damage_log_chain(o, r, buf)
+    run = r.choice(older)
+    page = next(p for p in (0, 1) if Meta.unpack(o.data, p * o.ps)[0] == new.meta)
+    _put(buf, page * o.ps + 48, "<Q", run.pgid)
+    _fix_checksum(buf, page * o.ps)
+    return f"meta {page} names run {run.pgid} (transaction {run.txid})"
+
+
 DamageFn = Callable[[Original, random.Random, bytearray], str]
 
 KINDS: dict[str, DamageFn] = {
     "flip": damage_flip,
     "meta": damage_meta,
+    "meta-place": damage_meta_place,
     "fl-header": damage_freelist_header,
     "fl-ids": damage_freelist_ids,
     "tree-header": damage_tree_header,
     "tree-elem": damage_tree_elements,
+    "leaf-value": damage_leaf_value,
+    "sparse": damage_sparse,
     "truncate": damage_truncate,
 }
+
+#: Kinds whose damage leaves every page of the undamaged tree in use (the
+#: damage only makes the tree claim less than it holds): no page of the
+#: opened state's undamaged tree may be handed out, whatever the damaged
+#: file's own walk finds.
+TREE_KEPT = {"leaf-value"}
 
 #: Damage aimed at the freelist log, run on the log sources only (the
 #: freelist-page kinds above do not apply to them and are left out).
@@ -668,6 +785,7 @@ LOG_KINDS: dict[str, DamageFn] = {
     "log-header": damage_log_header,
     "log-record": damage_log_record,
     "log-chain": damage_log_chain,
+    "log-meta-older": damage_log_meta_older,
 }
 
 ALL_KINDS = {**KINDS, **LOG_KINDS}
@@ -821,13 +939,24 @@ def _state_of(o: Original, meta: Meta) -> State | None:
     return None
 
 
+def _tree_state_of(o: Original, meta: Meta) -> State | None:
+    """The undamaged state whose tree the meta names (root, high-water mark
+    and txid alike), whatever its freelist field."""
+    for s in o.states:
+        m = s.meta
+        if (m.root, m.hwm, m.txid) == (meta.root, meta.hwm, meta.txid):
+            return s
+    return None
+
+
 def _freelist_run(pf: PageFile) -> set[int]:
     """The pages of the freelist page the file's meta names now (none when not
     synced); for a log meta, the pages of its chain's runs that verify."""
     fl = pf.meta.freelist
     if pf.meta.version == LOG_VERSION:
         meta = pf.meta
-        runs = _chain(Path(pf.path).read_bytes(), meta.page_size, meta)
+        with open(pf.path, "rb") as f:
+            runs = _chain(f.read(meta.hwm * meta.page_size), meta.page_size, meta)
         out = {p for run in runs for p in range(run.pgid, run.pgid + run.pages)}
         if not runs and 2 <= fl < meta.hwm:
             out.add(fl)  # a damaged newest run: as a damaged freelist page
@@ -844,18 +973,26 @@ def _freelist_run(pf: PageFile) -> set[int]:
     return set(range(fl, fl + 1 + head.overflow))
 
 
-def _transactions(pf: PageFile, o: Original, r: random.Random) -> None:
+def _transactions(pf: PageFile, o: Original, r: random.Random, *, tree_kept: bool) -> None:
     """A few write transactions; every allocate() checked against the live
     set: the opened state's tree pages and metas, the freelist page the meta
-    names at the time, and the pages this case allocated and did not free."""
+    names at the time, and the pages this case allocated and did not free.
+    ``tree_kept``: the damage keeps every page of the undamaged tree in use."""
     state = _state_of(o, pf.meta)
     tree: set[int] | None = None
-    if state is not None and state.meta.freelist != NO_FREELIST:
+    same_tree = _tree_state_of(o, pf.meta)
+    if state is None and same_tree is not None:
+        # Only the meta's freelist field differs from an undamaged state:
+        # that state's tree is still in use, whatever the field names.
+        tree = {0, 1} | same_tree.tree_pages
+    elif state is not None and state.meta.freelist != NO_FREELIST:
         tree = state.live - state_freelist(state)
     elif state is not None:
         # No synced freelist: what is in use is what the (damaged) tree reaches,
         # walked here apart from PageFile; the open succeeded, so the walk does.
         tree = {0, 1, *_tree_pages(pf.path, o.ps, state.meta)}
+        if tree_kept:
+            tree |= state.tree_pages
     mine: list[tuple[int, int]] = []
     drain = r.random() < 0.5  # hand out every free page once, so each listed id is tried
     for _ in range(3):
@@ -889,19 +1026,42 @@ def _transactions(pf: PageFile, o: Original, r: random.Random) -> None:
             if mine and r.random() < 0.5:
                 p, n = mine.pop(r.randrange(len(mine)))
                 tx.free(p, n)
+        _the_disk_opens_at(pf)
+
+
+class LostCommitError(AssertionError):
+    """The file on disk no longer opens at the commit just acknowledged."""
+
+
+def _the_disk_opens_at(pf: PageFile) -> None:
+    """The meta an open of the file would choose now is the one the last
+    commit wrote: a commit overwrote no newer meta, and left no second meta
+    of its txid to be chosen instead."""
+    io = FileIO(pf.path, readonly=True, create=False)
+    try:
+        _ps, verdicts = metas.read(io, None)
+        chosen = metas.choose(io, verdicts).meta
+    finally:
+        io.close()
+    if chosen != pf.meta:
+        raise LostCommitError(f"committed {pf.meta}, but the disk opens at {chosen}")
 
 
 def _tree_pages(path: str, ps: int, meta: Meta) -> set[int]:
-    """The pages the tree under ``meta.root`` reaches in the file at ``path``."""
-    data = Path(path).read_bytes()
-
-    def read(pgid: int, n: int) -> bytes:
-        return data[pgid * ps : (pgid + n) * ps]
-
+    """The pages the tree under ``meta.root`` reaches in the file at ``path``
+    (read a page run at a time: a sparse file may be huge)."""
     pages: set[int] = set()
-    if meta.root:
-        for p, n, _flags in bbolt.walk(read, meta.root, meta.hwm):
-            pages.update(range(p, p + n))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+
+        def read(pgid: int, n: int) -> bytes:
+            return os.pread(fd, n * ps, pgid * ps)
+
+        if meta.root:
+            for p, n, _flags in bbolt.walk(read, meta.root, meta.hwm):
+                pages.update(range(p, p + n))
+    finally:
+        os.close(fd)
     return pages
 
 
@@ -910,7 +1070,7 @@ def state_freelist(state: State) -> set[int]:
     return state.live - state.tree_pages - {0, 1}
 
 
-def _run_case(path: Path, o: Original, r: random.Random) -> list[str]:
+def _run_case(path: Path, o: Original, r: random.Random, *, tree_kept: bool = False) -> list[str]:
     """Open, check and write the damaged file every way; return what was refused."""
     refused: list[str] = []
     kind = r.choice(["array", "hashmap"])
@@ -936,7 +1096,7 @@ def _run_case(path: Path, o: Original, r: random.Random) -> list[str]:
             refused.append(f"{how} open: {type(e).__name__}")
         try:
             with PageFile.open(path, freelist=kind, reachable=walker, freelist_format=fmt) as pf:
-                _transactions(pf, o, r)
+                _transactions(pf, o, r, tree_kept=tree_kept)
         except FreelistError as e:
             refused.append(f"{how} write: {type(e).__name__}")
     return refused
@@ -948,15 +1108,19 @@ def test_damaged_file(
 ) -> None:
     o = _ORIGINALS.get(source) or _ORIGINALS.setdefault(source, _original(sources[source]))
     r = random.Random(f"{source}/{kind}/{seed}")
-    buf = bytearray(o.data)
+    buf = Damaged(o.data)
     what = ALL_KINDS[kind](o, r, buf)
     path = tmp_path / "damaged.db"
     path.write_bytes(bytes(buf))
+    if buf.sparse_to:
+        os.truncate(path, buf.sparse_to)
     with watchdog(CASE_SECONDS, f"{source}/{kind}/{seed} ({what})"):
         try:
-            _run_case(path, o, r)
+            _run_case(path, o, r, tree_kept=kind in TREE_KEPT)
         except LivePageHandedOutError as e:
             raise LivePageHandedOutError(f"{what}: {e}") from None
+        except LostCommitError as e:
+            raise LostCommitError(f"{what}: {e}") from None
 
 
 _ORIGINALS: dict[str, Original] = {}

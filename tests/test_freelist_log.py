@@ -59,7 +59,7 @@ def replay_onto(request: pytest.FixtureRequest) -> Iterator[str]:
         yield param
         return
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(persist, "free_map_fits", lambda _hwm, _bytes: False)
+        mp.setattr(persist.freemap, "free_map_fits", lambda _hwm, _bytes: False)
         yield param
 
 

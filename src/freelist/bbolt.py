@@ -258,7 +258,8 @@ def _bucket_roots(run: _Run, count: int) -> list[int]:
     elements, descending into inline buckets (whose pages live inside their
     values) at most :data:`MAX_INLINE_DEPTH` deep.
 
-    Every element array (the page's own and each inline page's) must lie in
+    Every value, a bucket's or not, must end inside its page (or its inline
+    bucket's value).  Every element array (the page's own and each inline page's) must lie in
     its own bytes: a claim on an overlapping range fails, so each element is
     read once and the cost is O(elements) whatever the page holds.
 
@@ -276,13 +277,23 @@ def _bucket_roots(run: _Run, count: int) -> list[int]:
         buf, base = run.get(page_off + PAGE_HEADER_SIZE, _ELEM_SIZE * k)
         for i in range(k):
             flags, pos, ksize, vsize = _ELEM.unpack_from(buf, base + _ELEM_SIZE * i)
-            if not flags & _BUCKET_FLAG:
-                continue
             elem = page_off + PAGE_HEADER_SIZE + _ELEM_SIZE * i
             value = elem + pos + ksize
-            if vsize < _BUCKET.size or value + vsize > limit:
+            if value + vsize > limit:
+                # Every value, not only a bucket's: a value past its page means
+                # the header's overflow is wrong, and the pages the value
+                # really covers would be taken for free ones.
+                what = "bucket value" if flags & _BUCKET_FLAG else "value"
                 raise _PageError(
-                    f"the bucket value of element {i} at byte {elem} runs past its page"
+                    f"the {what} of element {i} at byte {elem} runs past its page "
+                    f"(it ends at byte {value + vsize} of {limit})"
+                )
+            if not flags & _BUCKET_FLAG:
+                continue
+            if vsize < _BUCKET.size:
+                raise _PageError(
+                    f"the bucket value of element {i} at byte {elem} runs past its page "
+                    f"({vsize} bytes, shorter than a bucket header)"
                 )
             vbuf, voff = run.get(value, _BUCKET.size)
             root = _BUCKET.unpack_from(vbuf, voff)[0]
@@ -325,7 +336,7 @@ def walk(
 
     :raises BboltTreeError: a page id outside ``[2, hwm)``, a page that is
         neither branch nor leaf, a page (or one of its overflow pages) reached
-        twice (a cycle or a shared subtree), elements or bucket values that
+        twice (a cycle or a shared subtree), elements or values (a bucket's or not) that
         run past the end of their page, inline buckets whose pages overlap or
         that nest deeper than :data:`MAX_INLINE_DEPTH`.
 

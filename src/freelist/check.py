@@ -24,6 +24,7 @@ _CLEAR = re.compile(rb"[^\xff]")
 
 #: byte b of a bitmap -> the 8 bytes of its pages in a byte map (1: clear).
 _SPREAD = [bytes(1 - (b >> j & 1) for j in range(8)) for b in range(256)]
+_SPREAD_CHUNK = 1 << 16
 
 
 class Bitmap:
@@ -83,7 +84,10 @@ class Bitmap:
 
         Runtime complexity: O(n).
         """
-        out = bytearray(b"".join(map(_SPREAD.__getitem__, self.bits)))
+        out = bytearray()
+        bits = self.bits
+        for lo in range(0, len(bits), _SPREAD_CHUNK):  # no list of a reference a byte
+            out += b"".join(map(_SPREAD.__getitem__, bits[lo : lo + _SPREAD_CHUNK]))
         del out[self.n :]
         return out
 

@@ -75,6 +75,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="freelist",
         description="bbolt's page allocators in Python: compare them, replay traces, "
         "inspect page files.",
+        epilog="A freelist spec package.module:Name is imported from the installed packages, "
+        "else from the current folder (only while that spec is resolved).",
     )
     parser.add_argument("--version", action="version", version=f"freelist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -636,17 +638,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit code: 0 on success, 1 when a check finds problems, 2 on an
     error (printed as one line on stderr) or bad usage, 130 when interrupted,
-    141 when the reader of stdout went away (quietly, as after SIGPIPE).  Import-path freelist specs
-    (``package.module:Name``) resolve from the current directory too, searched
-    after the installed packages.
+    141 when the reader of stdout went away (quietly, as after SIGPIPE).
+    Import-path freelist specs (``package.module:Name``) resolve from the
+    current directory too, searched after the installed packages, and only
+    while the spec is resolved (:func:`freelist.registry.imports_from_cwd`).
 
     Runtime complexity: that of the command run.
     """
     args = _build_parser().parse_args(argv)
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())  # last: never shadows an installed module
     try:
-        code: int = args.func(args)
+        with registry.imports_from_cwd():
+            code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler
     except BrokenPipeError:
         return _closed_pipe()

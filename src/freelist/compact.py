@@ -41,7 +41,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from . import bbolt
+from . import bbolt, persist
 from . import meta as metas
 from ._fileio import FileIO
 from .check import Bitmap
@@ -57,7 +57,6 @@ from .errors import (
 from .layout import (
     BRANCH_PAGE,
     LEAF_PAGE,
-    LOG_VERSION,
     NO_FREELIST,
     PAGE_HEADER_SIZE,
     Meta,
@@ -456,16 +455,11 @@ def file_format(path: str | os.PathLike[str]) -> str:
     io = FileIO(os.fsdecode(path), readonly=True, create=False)
     try:
         _ps, verdicts = metas.read(io, None)
-        meta = metas.choose(io, verdicts)
+        meta = metas.choose(io, verdicts).meta
     finally:
         io.close()
-    return _format_of(meta)
-
-
-def _format_of(meta: Meta) -> str:
-    if meta.version == LOG_VERSION:
-        return "log"
-    return "none" if meta.freelist == NO_FREELIST else "bbolt"
+    assert meta is not None
+    return persist.reading(meta).name
 
 
 def _check(pf: PageFile, tree: _Tree, reachable: Reachable | None) -> None:
@@ -525,7 +519,7 @@ def plan(pf: PageFile, refs: PageRefs | None = None) -> CompactPlan:
         move_pages=move_pages,
         move_objects=move_objects,
         gives_back_bytes=max(0, st.file_size - target * pf.page_size),
-        freelist_format=_format_of(pf.meta),
+        freelist_format=persist.reading(pf.meta).name,
     )
 
 

@@ -184,14 +184,16 @@ class Meta:
         """
         return fnv1a64(self.fields())
 
-    def pack_page(self, page_size: int) -> bytes:
-        """A whole meta page (header, fields, checksum, zero padding) for this txid.
+    def pack_page(self, page_size: int, pgid: int | None = None) -> bytes:
+        """A whole meta page (header, fields, checksum, zero padding), its
+        header naming page ``pgid`` (default: ``txid % 2``, as bbolt).
 
         :raises InvalidArgumentError: as :meth:`fields`.
 
         Runtime complexity: O(page_size).
         """
-        pgid = self.txid % 2
+        if pgid is None:
+            pgid = self.txid % 2
         body = self.fields()
         data = _HEADER.pack(pgid, META_PAGE, 0, 0) + body + _META_SUM.pack(fnv1a64(body))
         return data.ljust(page_size, b"\0")
@@ -275,12 +277,16 @@ def _swapped(ids: array[int]) -> array[int]:
     return out
 
 
-def unpack_freelist_ids(buf: Buffer, offset: int, limit: int) -> array[int]:
+def unpack_freelist_ids(
+    buf: Buffer, offset: int, limit: int, most: int | None = None
+) -> array[int]:
     """The ids of the freelist page at ``offset``; the page and its overflow
-    must end at or before ``limit`` (bytes; the end of ``buf`` at most).
+    must end at or before ``limit`` (bytes; the end of ``buf`` at most), and
+    list at most ``most`` ids (when given; checked before anything is read).
 
-    :raises CorruptPageError: not a freelist page, or its ids pass ``limit``
-        (the messages name no page: the caller says which page it read).
+    :raises CorruptPageError: not a freelist page, its ids pass ``limit``, or
+        it lists more than ``most`` (the messages name no page: the caller
+        says which page it read).
 
     Runtime complexity: O(count).
     """
@@ -298,6 +304,8 @@ def unpack_freelist_ids(buf: Buffer, offset: int, limit: int) -> array[int]:
     end = start + 8 * count
     if end > limit:
         raise CorruptPageError(f"lists {count} ids, more than its pages hold")
+    if most is not None and count > most:
+        raise CorruptPageError(f"lists {count} ids, more than the {most} pages it may list")
     ids = array("Q")
     ids.frombytes(bytes(buf[start:end]))
     if sys.byteorder != "little":

@@ -2,12 +2,16 @@
 
 One :func:`validate` judges a meta for the open path and for
 :meth:`PageFile.check <freelist.PageFile.check>` alike.  A meta is valid when
-its magic, version and checksum are good and its page size is the one it was
-read at: meta 0 sits at offset 0 whatever the page size, so it names the page
-size; meta 1 sits at offset ``page_size`` and is looked for, as bbolt does, at
-every page size from 512 bytes up to 16 MiB (:data:`~freelist.layout.READ_PAGE_SIZES`).
+its magic, version and checksum are good, its page header names the page it
+sits on (a meta copied or swapped onto the other page is not valid there),
+and its page size is the one it was read at: meta 0 sits at offset 0 whatever
+the page size, so it names the page size; meta 1 sits at offset
+``page_size`` and is looked for, as bbolt does, at every page size from 512
+bytes up to 16 MiB (:data:`~freelist.layout.READ_PAGE_SIZES`).
 
-:func:`choose` takes the newest valid meta.  Valid metas at two different page
+:func:`choose` takes the newest valid meta, and :func:`write` puts the next
+commit's meta on the other page, so no commit overwrites the state the file
+was opened at.  Valid metas at two different page
 sizes contradict each other: that file is refused with
 :class:`~freelist.MetaConflictError` rather than opened at one of them (which
 could step back to an older commit and read the file at the wrong offsets).
@@ -17,30 +21,38 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import persist
 from ._fileio import FileIO
 from .errors import (
     BadMagicError,
     FileFormatError,
     FileTooShortError,
     FreelistPageError,
+    InvalidArgumentError,
     MetaConflictError,
     NoValidMetaError,
     PageSizeMismatchError,
     UnsupportedVersionError,
 )
 from .layout import (
-    LOG_VERSION,
     MAGIC,
-    META_FLAG_FREELIST_LOG,
     META_SIZE,
     NO_FREELIST,
     PAGE_HEADER_SIZE,
     READ_PAGE_SIZES,
-    VERSION,
     Meta,
 )
 
-__all__ = ["Verdict", "choose", "problems", "read", "validate", "write", "write_copy"]
+__all__ = [
+    "SPARSE_PAGES",
+    "Verdict",
+    "choose",
+    "most_pages",
+    "problems",
+    "read",
+    "validate",
+    "write",
+]
 
 _META_BYTES = PAGE_HEADER_SIZE + META_SIZE
 
@@ -55,11 +67,9 @@ class Verdict(NamedTuple):
 
 
 def _version_ok(meta: Meta) -> bool:
-    """Version 2 (bbolt's) without the freelist-log flag, or version 3 with it."""
-    return (meta.version, bool(meta.flags & META_FLAG_FREELIST_LOG)) in (
-        (VERSION, False),
-        (LOG_VERSION, True),
-    )
+    """A registered format reads the meta's version and flags (see
+    :data:`freelist.persist.FORMATS`)."""
+    return persist.known(meta)
 
 
 def _sound(meta: Meta, stored: int, ps: int) -> bool:
@@ -72,9 +82,30 @@ def _sound(meta: Meta, stored: int, ps: int) -> bool:
     )
 
 
-def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
+#: A meta may claim this many pages whatever the file holds; past it, a
+#: page for every 8 bytes the file holds on disk (see :func:`validate`).
+SPARSE_PAGES = 1 << 23
+
+
+def most_pages(held: int) -> int:
+    """The most pages a meta may claim in a file that holds ``held`` bytes on
+    disk: :data:`SPARSE_PAGES`, or one page per 8 bytes held.
+
+    Everything the open path and the check keep per page (a bit of the walk's
+    bitmap, a byte of a free map, 8 bytes of a free id) then costs about what
+    the file holds, never more than a few tens of MiB beyond it, however
+    sparse the file.  A file whose pages were all written holds at least
+    512 bytes a page.
+
+    Runtime complexity: O(1).
+    """
+    return max(SPARSE_PAGES, held // 8)
+
+
+def validate(raw: bytes, page: int, ps: int, size: int, held: int | None = None) -> Verdict:
     """Judge the meta whose page starts ``raw`` (meta ``page``, read at page
-    size ``ps``) in a file of ``size`` bytes.
+    size ``ps``) in a file of ``size`` bytes holding ``held`` bytes on disk
+    (None: ``size``).
 
     Runtime complexity: O(1).
     """
@@ -82,16 +113,20 @@ def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
     if len(raw) < _META_BYTES:
         return Verdict(page, None, f"{where}: cut short at the end of the file", FileTooShortError)
     meta, stored = Meta.unpack(raw, 0)
+    header_id = int.from_bytes(raw[0:8], "little")
     if meta.magic != MAGIC:
         return Verdict(page, None, f"{where}: bad magic {meta.magic:#x}", BadMagicError)
-    if meta.version not in (VERSION, LOG_VERSION):
+    if meta.version not in persist.versions():
         problem = f"{where}: unsupported version {meta.version}"
         return Verdict(page, None, problem, UnsupportedVersionError)
     if not _version_ok(meta):
+        formats = ", ".join(
+            f"{cls.name} {cls.version}/{cls.flags:#x}" for cls in persist.FORMATS.values()
+        )
         problem = (
-            f"{where}: version {meta.version} with flags {meta.flags:#x} "
-            f"(the freelist-log flag {META_FLAG_FREELIST_LOG:#x} goes with version {LOG_VERSION} "
-            "only)"
+            f"{where}: version {meta.version} with flags {meta.flags:#x}, which no "
+            "freelist format writes (a format's flag, such as the freelist-log flag, goes "
+            f"with its version only; version/flags: {formats})"
         )
         return Verdict(page, None, problem, NoValidMetaError)
     if meta.checksum() != stored:
@@ -99,10 +134,23 @@ def validate(raw: bytes, page: int, ps: int, size: int) -> Verdict:
     if meta.page_size != ps:
         problem = f"{where}: page size {meta.page_size}, but read at page size {ps}"
         return Verdict(page, None, problem, NoValidMetaError)
+    if header_id != page:
+        # Every writer (bbolt, and this library's commits and copies) names the
+        # page a meta sits on in its header; the checksum does not cover the
+        # header, so a meta copied or swapped onto the other page shows here.
+        problem = f"{where}: its header names page {header_id}, not its own (a misplaced meta)"
+        return Verdict(page, None, problem, NoValidMetaError)
     if not meta.hwm >= 2 or meta.hwm * ps > size:
         problem = (
             f"{where}: high-water mark {meta.hwm} outside the file "
             f"({size} bytes, {size // ps} pages)"
+        )
+        return Verdict(page, None, problem, FileTooShortError)
+    most = most_pages(size if held is None else held)
+    if meta.hwm > most:
+        problem = (
+            f"{where}: high-water mark {meta.hwm} pages, but the file holds only "
+            f"{held} bytes on disk (a sparse file; at most {most} pages are read)"
         )
         return Verdict(page, None, problem, FileTooShortError)
     if meta.freelist != NO_FREELIST and not 2 <= meta.freelist < meta.hwm:
@@ -160,7 +208,8 @@ def read(io: FileIO, want: int | None) -> tuple[int, list[Verdict]]:
     ps = sizes.pop() if sizes else _likeliest(io, claimed, size)
     if want is not None and (sound0 or found) and ps != want:
         raise io.error(PageSizeMismatchError, f"page size is {ps}, not {want}")
-    return ps, [validate(_raw(io, p * ps), p, ps, size) for p in (0, 1)]
+    held = io.held()
+    return ps, [validate(_raw(io, p * ps), p, ps, size, held) for p in (0, 1)]
 
 
 def _likeliest(io: FileIO, claimed: int | None, size: int) -> int:
@@ -176,8 +225,13 @@ def _likeliest(io: FileIO, claimed: int | None, size: int) -> int:
     return 4096 if size >= 2 * 4096 else READ_PAGE_SIZES[0]
 
 
-def choose(io: FileIO, verdicts: list[Verdict]) -> Meta:
-    """The newest valid meta.
+def choose(io: FileIO, verdicts: list[Verdict]) -> Verdict:
+    """The verdict of the newest valid meta (its ``meta`` is set, its
+    ``page`` says where it sits: the next commit writes the other page).
+
+    Two valid metas with the same txid (a commit copied to both pages) are
+    one state; the one on page ``txid % 2`` is taken, so the next commit
+    writes page ``(txid + 1) % 2``, where bbolt would write it.
 
     :raises FileFormatError: the subclass for the fault when no meta is
         usable (mixed faults: :class:`~freelist.NoValidMetaError`), or the
@@ -191,11 +245,17 @@ def choose(io: FileIO, verdicts: list[Verdict]) -> Meta:
         kinds = {v.error for v in verdicts}
         error = kinds.pop() if len(kinds) == 1 else NoValidMetaError
         raise io.error(error, f"no valid meta page: {problems}")
-    newest = max(usable, key=lambda v: v.meta.txid if v.meta else -1)
+    newest = max(usable, key=_rank)
     if newest.problem:
         raise io.error(newest.error, newest.problem)
     assert newest.meta is not None
-    return newest.meta
+    return newest
+
+
+def _rank(v: Verdict) -> tuple[int, bool]:
+    """Newer first; of two with one txid, the one on page ``txid % 2``."""
+    assert v.meta is not None
+    return v.meta.txid, v.page == v.meta.txid % 2
 
 
 def problems(io: FileIO, ps: int) -> list[str]:
@@ -208,33 +268,30 @@ def problems(io: FileIO, ps: int) -> list[str]:
     size = io.size()
     if size < 2 * ps:
         return [f"the file is {size} bytes, shorter than its meta pages"]
-    out = [validate(_raw(io, p * ps), p, ps, size).problem for p in (0, 1)]
+    held = io.held()
+    out = [validate(_raw(io, p * ps), p, ps, size, held).problem for p in (0, 1)]
     return [p for p in out if p]
 
 
-def write(io: FileIO, meta: Meta) -> None:
-    """Write ``meta`` to page ``txid % 2`` (not synced).
+def write(io: FileIO, meta: Meta, page: int) -> None:
+    """Write ``meta`` to meta page ``page`` (0 or 1), its header naming that
+    page (not synced).
+
+    A commit writes the page that does *not* hold the meta the file was
+    opened at (or last committed): never the newest acknowledged state, even
+    when the metas sit on pages other than ``txid % 2`` (bbolt's rule, which
+    would overwrite the newest meta then), or when the open fell back to the
+    older meta.  A commit that changes the file's format, or lowers its
+    high-water mark, then writes the same meta to the other page too, once
+    its own copy is durable: no meta of the old format (which bbolt would
+    open), or whose pages pass the shorter file, is left behind.
 
     :raises FileIOError: the write failed.
-    :raises InvalidArgumentError: a field does not fit its width.
+    :raises InvalidArgumentError: a field does not fit its width, or
+        ``page`` is not 0 or 1.
 
     Runtime complexity: O(page_size).
     """
-    io.pwrite(meta.pack_page(meta.page_size), (meta.txid % 2) * meta.page_size)
-
-
-def write_copy(io: FileIO, meta: Meta) -> None:
-    """Write ``meta`` to the *other* meta page too (not synced), so that both
-    metas name the same state: a commit that changes the file's format does
-    this once its own meta is durable, so no meta of the old format (which
-    bbolt would open) is left behind.
-
-    :raises FileIOError: the write failed.
-    :raises InvalidArgumentError: a field does not fit its width.
-
-    Runtime complexity: O(page_size).
-    """
-    page = 1 - meta.txid % 2
-    raw = bytearray(meta.pack_page(meta.page_size))
-    raw[0:8] = page.to_bytes(8, "little")
-    io.pwrite(bytes(raw), page * meta.page_size)
+    if page not in (0, 1):
+        raise InvalidArgumentError(f"a meta page is 0 or 1, not {page!r}")
+    io.pwrite(meta.pack_page(meta.page_size, page), page * meta.page_size)

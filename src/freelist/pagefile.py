@@ -32,17 +32,16 @@ import os
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from . import check as checking
 from . import meta as metas
 from . import persist, registry
 from ._fileio import FileIO
-from ._shared import MAX_ID, SharedFreelist, run_chunks
+from ._shared import MAX_ID
 from .errors import (
     ClosedError,
     FileTooShortError,
@@ -56,10 +55,10 @@ from .errors import (
     ReadOnlyError,
     TransactionError,
 )
-from .layout import CREATE_PAGE_SIZES, LOG_VERSION, READ_PAGE_SIZES, Meta, pack_freelist_page
+from .layout import CREATE_PAGE_SIZES, READ_PAGE_SIZES, Meta, pack_freelist_page
 from .persist import FreelistFormat, Run
 from .protocol import Freelist
-from .tx import Transaction
+from .tx import Shrinking, Transaction
 
 __all__ = ["PageFile", "PageFileStats", "Reachable", "Transaction"]
 
@@ -132,17 +131,14 @@ class _State:
         self.lock = threading.RLock()
         self.freelist = fl
         self.sync = fmt != "none"
-        self.shrink = shrink and not io.readonly
         # The first commit checks whether the file is longer than its metas need
-        # (a kill between a commit and its cut leaves it so).
-        self.trim_check = True
-        self.shrinks = 0
-        self.given_back = 0
-        self.tail_miss: tuple[int, ...] = ()
+        # (a kill between a commit and its cut leaves it so): trim_check starts set.
+        self.shrinking = Shrinking(enabled=shrink and not io.readonly)
         self.writing: FreelistFormat = persist.writing(fmt)
         self.bytes_last = 0
         self.bytes_total = 0
         self.meta = Meta(0, 0, 0, 0, 0)
+        self.meta_page = 0  # the meta page holding ``meta``: commits write the other
         self.owned: list[Run] = []
         self.writer: Transaction | None = None
         self.readers: set[Transaction] = set()
@@ -154,10 +150,10 @@ class _State:
         if self.closed:
             raise self.io.error(ClosedError, "the file is closed")
 
-    def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
-        self.meta = meta
+    def publish(self, meta: Meta, page: int, owned: list[Run], freelist_bytes: int) -> None:
+        self.meta, self.meta_page = meta, page
         self.owned = owned
-        self.writing.published()  # (the log updates ``owned`` in place here)
+        self.writing.published()
         self.bytes_last = freelist_bytes
         self.bytes_total += freelist_bytes
 
@@ -379,76 +375,58 @@ class PageFile:
         st = self._state
         io = st.io
         _ps, verdicts = metas.read(io, want_page_size)
-        meta = metas.choose(io, verdicts)
-        st.meta = meta
+        chosen = metas.choose(io, verdicts)
+        assert chosen.meta is not None
+        meta = chosen.meta
+        st.meta, st.meta_page = meta, chosen.page
         io.map(io.size())
-        stored = persist.reading(meta).read(io, meta)
-        if stored.errors and meta.version == LOG_VERSION:
-            # A damaged log chain: the other meta, one commit older, when its
-            # freelist reads back sound (as bbolt falls back from a torn meta).
+        fmt = persist.reading(meta)
+        stored = fmt.read(io, meta)
+        if stored.errors and fmt.falls_back:
+            # A damaged stored freelist of a format that falls back (the log's
+            # chain): the other meta, one commit older, when its freelist
+            # reads back sound (as bbolt falls back from a torn meta).
             for v in verdicts:
                 other = v.meta
                 if other is None or v.problem or other.txid >= meta.txid:
                     continue
                 older = persist.reading(other).read(io, other)
                 if not older.errors and older.ids is not None:
+                    # The next commit writes the other page: the damaged one.
                     meta, stored = other, older
-                    st.meta = meta
-        ids: Iterable[int]
-        if not stored.errors and stored.ids is not None:
-            owned, ids = stored.owned, stored.ids
-        elif reachable is not None:
-            owned, ids = self._from_walk(reachable, stored)
-        elif stored.errors:
-            raise io.error(
-                FreelistPageError,
-                f"{stored.errors[0]}; open with reachable= to rebuild the free pages "
-                "from a walk of the pages in use",
-            )
-        else:
-            raise io.error(
-                ReachabilityError,
-                "the freelist is not synced to disk (NoFreelistSync): "
-                "pass reachable= to rebuild it",
-            )
+                    st.meta, st.meta_page = meta, v.page
+        found = stored
+        if stored.errors or stored.ids is None:
+            if reachable is None and stored.errors:
+                raise io.error(
+                    FreelistPageError,
+                    f"{stored.errors[0]}; open with reachable= to rebuild the free pages "
+                    "from a walk of the pages in use",
+                )
+            if reachable is None:
+                raise io.error(
+                    ReachabilityError,
+                    "the freelist is not synced to disk (NoFreelistSync): "
+                    "pass reachable= to rebuild it",
+                )
+            stored = self._from_walk(reachable, stored)
         try:
-            if isinstance(st.freelist, SharedFreelist):
-                # Verified by the format's reader (or made by the walk): built
-                # straight from the array or free map, with no list of ids.
-                if isinstance(ids, persist.FreeMap):
-                    # its bytes become the freelist's page map (see _shared)
-                    st.freelist._init_verified(ids, ids.runs, ids.release())
-                elif (
-                    not io.readonly
-                    and isinstance(ids, Sequence)
-                    and persist.free_map_fits(meta.hwm, 8 * len(ids))
-                ):
-                    # The page map from the ids (a byte set per id, in C): the
-                    # first write would otherwise build it from the freelist's
-                    # runs, a step per run (a reader never needs it).
-                    fmap = persist.FreeMap(meta.hwm)
-                    fmap.load(ids)
-                    st.freelist._init_verified(ids, partial(run_chunks, ids), fmap.release())
-                else:
-                    st.freelist._init_verified(ids, partial(run_chunks, ids))
-            else:
-                st.freelist.init(ids)
+            persist.load_into(st.freelist, stored, meta.hwm, page_map=not io.readonly)
         except InvalidPageIdsError as e:
             raise io.error(FreelistPageError, f"freelist page {meta.freelist}: {e}") from e
-        st.owned = sorted(owned)
-        if isinstance(st.writing, persist.LogFormat) and ids is stored.ids:
-            st.writing.resume(stored.chain)  # None: the first commit checkpoints
+        st.owned = sorted(stored.owned)
+        if stored is found:  # (a rebuild from a walk: nothing to resume)
+            st.writing.resume(stored)
 
-    def _from_walk(
-        self, reachable: Reachable, stored: persist.Stored
-    ) -> tuple[list[Run], Iterator[int] | persist.FreeMap]:
-        """The owned runs and free ids when the stored list is absent or
-        damaged: every page below the high-water mark that is not a meta, not
-        reachable and not the stored freelist's own is free (the repair path;
-        a damaged freelist page stays out of use until the next commit frees
-        it).  The ids come from a bitmap of the walk (one bit per page): as a
-        free map (a byte per page, which becomes the freelist's page map)
-        where :func:`persist.free_map_fits` allows, else streamed."""
+    def _from_walk(self, reachable: Reachable, stored: persist.Stored) -> persist.Stored:
+        """The owned runs and free ids (as a :class:`~freelist.persist.Stored`)
+        when the stored list is absent or damaged: every page below the
+        high-water mark that is not a meta, not reachable and not the stored
+        freelist's own is free (the repair path; a damaged freelist page stays
+        out of use until the next commit frees it).  The ids come from a
+        bitmap of the walk (one bit per page): as a free map (a byte per page,
+        which becomes the freelist's page map) where
+        :func:`persist.free_map_fits` allows, else streamed."""
         meta = self._state.meta
         used = checking.mark_reachable(self._state.io, lambda: reachable(self), meta.hwm, None)
         claimed = stored.owned
@@ -467,9 +445,9 @@ class PageFile:
                     owned.append((p, 1))
         for s, n in owned:
             used.set(s, n)
-        if persist.free_map_fits(meta.hwm, 8 * used.clear_count()):
-            return owned, persist.FreeMap.of(used.clear_map())
-        return owned, used.clear()
+        if persist.freemap.free_map_fits(meta.hwm, 8 * used.clear_count()):
+            return persist.Stored(ids=persist.FreeMap.of(used.clear_map()), owned=owned)
+        return persist.Stored(ids=used.clear(), owned=owned)  # streamed
 
     # ------------------------------------------------------------------
     # Properties.
@@ -517,9 +495,12 @@ class PageFile:
         :raises TransactionError: a writer is already open, a commit failed
             while writing its meta page (reopen the file to write again), or
             the last txid is 2**64-1 (no further commit fits).
+        :raises FileTooShortError: a writer, and another process truncated
+            the file under the pages the meta names.
+        :raises FileIOError: a writer, and the file's size cannot be read.
 
         Runtime complexity: O(1) for a reader; a writer's release costs as
-        :meth:`~freelist.Freelist.release_pending`.
+        :meth:`~freelist.Freelist.release_pending` (plus one ``fstat``).
         """
         st = self._state
         io = st.io
@@ -533,6 +514,9 @@ class PageFile:
                     raise io.error(TransactionError, f"{st.failed}; reopen the file")
                 if st.writer is not None:
                     raise io.error(TransactionError, "a write transaction is already open")
+                # Another process may have cut the file (the lock is advisory):
+                # a commit would regrow it with zeros under the meta's pages.
+                st.verify_size()
                 if meta.txid >= MAX_ID:
                     raise io.error(
                         TransactionError,
@@ -648,11 +632,11 @@ class PageFile:
                 file_size=st.io.size(),
                 freelist=type(fl).__name__,
                 sync_freelist=st.sync,
-                shrink=st.shrink,
+                shrink=st.shrinking.enabled,
                 free_tail=tail,
                 free_tail_bytes=tail * meta.page_size,
-                shrinks=st.shrinks,
-                shrunk_bytes=st.given_back,
+                shrinks=st.shrinking.shrinks,
+                shrunk_bytes=st.shrinking.given_back,
                 freelist_format=st.writing.name,
                 freelist_bytes_last=st.bytes_last,
                 freelist_bytes_total=st.bytes_total,

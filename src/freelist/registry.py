@@ -21,7 +21,11 @@ lists every built-in spec, one per class and policy.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from .array import ArrayFreelist
@@ -29,7 +33,14 @@ from .errors import InvalidArgumentError, InvalidTypeError
 from .hashmap import POLICIES, HashmapFreelist
 from .protocol import Freelist
 
-__all__ = ["DEFAULT_SPECS", "FreelistSpec", "builtin_specs", "make", "resolve"]
+__all__ = [
+    "DEFAULT_SPECS",
+    "FreelistSpec",
+    "builtin_specs",
+    "imports_from_cwd",
+    "make",
+    "resolve",
+]
 
 #: What ``freelist compare`` puts side by side unless told otherwise.
 DEFAULT_SPECS = ("array", "hashmap")
@@ -69,7 +80,7 @@ class FreelistSpec:
             return self.factory(lst)
         try:
             fl = self.factory(lst)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # ``sys:exit`` is a callable too
             raise InvalidArgumentError(
                 f"freelist {self.label!r}: building it from {len(lst)} free ids raised "
                 f"{type(e).__name__}: {e}"
@@ -114,13 +125,55 @@ def builtin_specs() -> list[str]:
     return out
 
 
+#: Whether import-path specs resolve from the current folder too (see
+#: :func:`imports_from_cwd`).
+_FROM_CWD: ContextVar[bool] = ContextVar("freelist_imports_from_cwd", default=False)
+
+
+@contextmanager
+def imports_from_cwd() -> Iterator[None]:
+    """Within the block, an import-path spec (``package.module:Name``) also
+    resolves from the current folder, searched after the installed packages
+    (as ``python -m`` finds a module beside the user).  The folder is on
+    ``sys.path`` only while such a spec's module is imported, and taken off
+    again afterwards, so no other import (an optional dependency missing from
+    the environment, say) is ever looked for there.  The ``freelist`` command
+    line runs every command in this block.
+
+    Runtime complexity: O(1).
+    """
+    token = _FROM_CWD.set(True)
+    try:
+        yield
+    finally:
+        _FROM_CWD.reset(token)
+
+
+def _import_module(name: str) -> object:
+    """``importlib.import_module(name)``, with the current folder searched last
+    while it runs when :func:`imports_from_cwd` is in force."""
+    if not _FROM_CWD.get():
+        return importlib.import_module(name)
+    cwd = os.getcwd()
+    if cwd in sys.path or "" in sys.path:
+        return importlib.import_module(name)
+    sys.path.append(cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        for i in range(len(sys.path) - 1, -1, -1):
+            if sys.path[i] is cwd:
+                del sys.path[i]
+                break
+
+
 def _import(path: str, spec: str) -> Factory:
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise InvalidArgumentError(f"freelist {spec!r}: an import path is 'package.module:Name'")
     try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or whatever the module raised on import
+        module = _import_module(module_name)
+    except (Exception, SystemExit) as e:  # ImportError, or whatever the module raised
         raise InvalidArgumentError(
             f"freelist {spec!r}: cannot import {module_name!r}: {type(e).__name__}: {e}"
         ) from e

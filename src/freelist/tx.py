@@ -2,7 +2,8 @@
 
 A :class:`Transaction` owns its commit.  The page file offers it a small named
 surface, :class:`TxHost` (the lock, the file, the freelist, the committed meta
-and the pages the stored freelist occupies, and five calls back: ``check_open``,
+and its page, the pages the stored freelist occupies, the format commits
+write, the shrink bookkeeping (:class:`Shrinking`), and five calls back: ``check_open``,
 ``verify_size``, ``publish``, ``fail`` and ``end``); a transaction touches
 nothing else of the file.
 
@@ -15,7 +16,10 @@ Commit protocol (the same as bbolt's):
    full list for bbolt's page, this transaction's changes for the log);
 3. ``fdatasync``;
 4. the new meta (txid, root, freelist field, high-water mark, checksum) is
-   written to page ``txid % 2``; ``fdatasync``.
+   written to the meta page that does not hold the meta the file stands on
+   (page ``txid % 2`` as in bbolt, unless the metas sit elsewhere or the open
+   fell back to the older one: the newest acknowledged meta is never
+   overwritten); ``fdatasync``.
 
 A crash before step 4 completes leaves the previous meta the newest valid one;
 the pages of the lost transaction are simply free again.  A torn meta page fails
@@ -48,7 +52,8 @@ from __future__ import annotations
 import functools
 import threading
 from bisect import bisect_right
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from . import meta as metas
 from ._fileio import FileIO, kept_size, shrink_limit
@@ -70,7 +75,7 @@ from .layout import Meta
 from .persist import Commit, FreelistFormat, Run
 from .protocol import Freelist
 
-__all__ = ["Transaction", "TxHost", "as_int"]
+__all__ = ["Shrinking", "TailMiss", "Transaction", "TxHost", "as_int"]
 
 
 def as_int(io: FileIO, value: object, what: str) -> int:
@@ -95,6 +100,35 @@ def as_int(io: FileIO, value: object, what: str) -> int:
     return out
 
 
+class TailMiss(NamedTuple):
+    """What stopped the last free-tail scan that found too little (see
+    :meth:`Transaction._drop_free_tail`): while nothing it names changes,
+    the next commit need not scan again."""
+
+    hwm: int  # the high-water mark scanned
+    size: int  # the file size then
+    blocker: int  # the highest page under the mark that was not free
+    in_use: bool  # the blocker was in use (else pending)
+    retry: int  # a pending blocker: the txid from which to look again
+    backoff: int  # commits waited before that retry (1, 2, 4 ... 64)
+
+
+@dataclass(slots=True)
+class Shrinking:
+    """A page file's shrink bookkeeping (``PageFile.open(shrink=...)``)."""
+
+    #: Give the free tail back at commit.
+    enabled: bool
+    #: The file may be longer than its metas need: check at the next commit.
+    trim_check: bool = True
+    #: Times the file was cut since it was opened.
+    shrinks: int = 0
+    #: Bytes cut off since it was opened.
+    given_back: int = 0
+    #: What stopped the last free-tail scan that found too little (None: nothing).
+    miss: TailMiss | None = None
+
+
 class TxHost(Protocol):
     """What a page file offers its transactions."""
 
@@ -102,13 +136,10 @@ class TxHost(Protocol):
     lock: threading.RLock
     freelist: Freelist
     meta: Meta
+    meta_page: int  # the meta page holding ``meta``; a commit writes the other one
     owned: list[Run]  # the runs the committed freelist occupies, sorted
     writing: FreelistFormat
-    shrink: bool  # give the free tail back at commit
-    trim_check: bool  # the file may be longer than its metas need: check at the next commit
-    shrinks: int  # times the file was cut since it was opened
-    given_back: int  # bytes cut off since it was opened
-    tail_miss: tuple[int, ...]  # what stopped the last free-tail scan that found too little
+    shrinking: Shrinking
 
     def check_open(self) -> None:
         """Raise :class:`~freelist.ClosedError` when the file is closed."""
@@ -119,8 +150,9 @@ class TxHost(Protocol):
         holds the meta's pages (truncated by another process)."""
         ...
 
-    def publish(self, meta: Meta, owned: list[Run], freelist_bytes: int) -> None:
-        """Record a durable commit (and the bytes its freelist took)."""
+    def publish(self, meta: Meta, page: int, owned: list[Run], freelist_bytes: int) -> None:
+        """Record a durable commit, the meta page it went to (and the bytes
+        its freelist took)."""
         ...
 
     def fail(self, reason: str) -> None:
@@ -460,30 +492,34 @@ class Transaction:
         meta_started = False
         tail = (0, 0)
         fmt = host.writing
+        shrinking = host.shrinking
         try:
-            if host.shrink:
+            if shrinking.enabled:
                 tail = self._drop_free_tail()
             c = Commit(
-                io,
-                fl,
-                txid,
-                ps,
-                self._allocate_pages,
-                host.owned,
-                self._taken,
-                self._freed,
+                io=io,
+                fl=fl,
+                txid=txid,
+                page_size=ps,
+                allocate=self._allocate_pages,
+                owned=host.owned,
+                taken=self._taken,
+                freed=self._freed,
                 rewrite=bool(tail[1]),
             )
             field, owned, nbytes = fmt.write(c)
             io.sync()
             meta = Meta(ps, self._root, field, self._hwm, txid, fmt.flags, 0, version=fmt.version)
             meta_started = True
-            metas.write(io, meta)
+            # The page not holding the meta the file stands on: never the
+            # newest acknowledged state (see meta.write).
+            page = 1 - host.meta_page
+            metas.write(io, meta, page)
             io.sync()
-            if host.meta.version != meta.version:
-                # The format changed between bbolt's and the log's: leave no
+            if fmt.converts(host.meta):
+                # The meta's version changed (bbolt's and the log's): leave no
                 # meta of the old one (see the file-format docs).
-                metas.write_copy(io, meta)
+                metas.write(io, meta, 1 - page)
                 io.sync()
         except BaseException as e:
             fl.rollback(txid)
@@ -498,9 +534,9 @@ class Transaction:
                     f"page ({type(e).__name__})"
                 )
             raise
-        host.publish(meta, owned, nbytes)
-        if host.shrink and (tail[1] or host.trim_check or self._fit):
-            self._trim(prev, meta, copied=bool(tail[1]) and self._copy_meta(meta))
+        host.publish(meta, page, owned, nbytes)
+        if shrinking.enabled and (tail[1] or shrinking.trim_check or self._fit):
+            self._trim(prev, meta, copied=bool(tail[1]) and self._copy_meta(meta, 1 - page))
 
     def _drop_free_tail(self) -> tuple[int, int]:
         """Take the free run that ends at the high-water mark off the freelist
@@ -532,12 +568,13 @@ class Transaction:
         # again after 1, 2, 4 ... 64 commits (a long reader can keep it
         # pending), or as soon as nothing is pending.
         backoff = 0
-        miss = host.tail_miss
-        if miss and miss[0] == hwm and miss[1] == size and not self._fit:
-            _, _, blocker, in_use, retry, backoff = miss
-            if in_use and not fl.freed(blocker):
+        shrinking = host.shrinking
+        miss = shrinking.miss
+        if miss is not None and miss.hwm == hwm and miss.size == size and not self._fit:
+            backoff = miss.backoff
+            if miss.in_use and not fl.freed(miss.blocker):
                 return (hwm, 0)
-            if not in_use and self._txid < retry and fl.pending_count:
+            if not miss.in_use and self._txid < miss.retry and fl.pending_count:
                 return (hwm, 0)
         spans = fl.free_spans()
         start, n = spans[-1] if spans else (hwm, 0)
@@ -546,16 +583,16 @@ class Transaction:
             blocker = hwm - 1 if start + n != hwm else start - 1
             in_use = not fl.freed(blocker)
             backoff = 0 if in_use else min(64, max(1, 2 * backoff))
-            host.tail_miss = (hwm, size, blocker, in_use, self._txid + backoff, backoff)
+            shrinking.miss = TailMiss(hwm, size, blocker, in_use, self._txid + backoff, backoff)
             return (hwm, 0)
-        host.tail_miss = ()
+        shrinking.miss = None
         ids = fl.free_page_ids()
         del ids[len(ids) - n :]
         fl.init(ids)
         self._hwm = start
         return (start, n)
 
-    def _copy_meta(self, meta: Meta) -> bool:
+    def _copy_meta(self, meta: Meta, page: int) -> bool:
         """Write ``meta`` to the other meta page too (its header naming that
         page) and sync; whether that worked.  Done after a commit that lowered
         the high-water mark, before the file is cut: the older meta's mark may
@@ -565,7 +602,7 @@ class Transaction:
         """
         io = self._host.io
         try:
-            metas.write_copy(io, meta)
+            metas.write(io, meta, page)
             io.sync()
         except FreelistError:
             return False  # the commit is durable; the file is cut at a later commit
@@ -582,18 +619,19 @@ class Transaction:
         """
         host = self._host
         io, ps = host.io, meta.page_size
+        shrinking = host.shrinking
         # The other meta page holds ``prev`` unless it was just overwritten with a copy.
         used = (meta.hwm if copied else max(meta.hwm, prev.hwm)) * ps
         try:
             size = io.size()
-            host.trim_check = used > meta.hwm * ps  # the older meta keeps the file long
+            shrinking.trim_check = used > meta.hwm * ps  # the older meta keeps the file long
             if size > (used if self._fit else shrink_limit(used, ps)):
                 keep = used if self._fit else kept_size(used, ps)
                 io.shrink(keep)
-                host.shrinks += 1
-                host.given_back += size - keep
+                shrinking.shrinks += 1
+                shrinking.given_back += size - keep
         except FreelistError:
-            host.trim_check = True
+            shrinking.trim_check = True
 
     def rollback(self) -> None:
         """End the transaction; a writer's allocations and frees are undone.
