@@ -96,7 +96,8 @@ OnCommit = Callable[[int, int, int], None]
 #: a page) and a write buffer of :data:`WRITE_BYTES`.
 DEFAULT_BATCH = 65536
 #: Commits in a row that may fail to lower the top of the file before the
-#: moves stop (each commit's rewritten parents leave holes the next one fills).
+#: moves stop (each commit's rewritten parents leave holes the next one fills);
+#: at least as many as a batch needs to move the packed size once.
 STALL_COMMITS = 4
 
 
@@ -646,10 +647,15 @@ class _Engine:
         nothing to move, or :data:`STALL_COMMITS` commits in a row lower
         neither the top of the file nor the pages that lie past the packed
         size by 1/1024 of that size (the pages naming the moved ones leave
-        holes that the next batch fills, a few at a time); then settle."""
+        holes that the next batch fills, a few at a time; a batch smaller than
+        the packed size gets as many commits as it takes to move it once);
+        then settle."""
         if self.slack_ok():
             return
         stalled = 0
+        # A small batch needs more commits to show progress: allow at least as
+        # many stalled commits as it takes to move the packed size once.
+        stall_limit = max(STALL_COMMITS, -(-self.target // self.batch))
         best_top, best_above = self._top(), self.above
         step = max(1, self.target >> 10)  # progress: at least 1/1024 of the packed size
         while self._commit(fit=False):
@@ -660,7 +666,7 @@ class _Engine:
                 best_above = min(best_above, self.above)
             else:
                 stalled += 1
-                if stalled >= STALL_COMMITS:
+                if stalled >= stall_limit:
                     break
         # Settle: the last pending pages become free, the freelist moves down,
         # and the tail goes, with no slack, while that gains anything.
