@@ -34,7 +34,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -625,19 +624,32 @@ def root_walk_own(pf: PageFile) -> list[tuple[int, int]]:
 
 _CHILD = """
 import os, signal, sys
+from freelist._fileio import FileIO
 from freelist.compact import compact_file
-path, k, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, k, w, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def hit(commits, moved, total):
     print(commits, flush=True)
     if commits == k:
         os.kill(os.getpid(), signal.SIGKILL)
+calls = 0
+def dying(real):
+    def op(self, *args):
+        global calls
+        calls += 1
+        if calls == w:  # in the middle of a commit: before this write, sync or cut
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, *args)
+    return op
+FileIO.pwrite = dying(FileIO.pwrite)
+FileIO.sync = dying(FileIO.sync)
+FileIO.truncate = dying(FileIO.truncate)
 compact_file(path, batch=batch, on_commit=hit)
 print("done", flush=True)
 """
 
 
 def kills_wanted() -> tuple[int, int]:
-    """(kills at a commit, kills after a random delay)."""
+    """(kills after a commit, kills before a write, sync or cut inside one)."""
     return (120, 120) if thorough() else (20, 12)
 
 
@@ -668,18 +680,18 @@ def test_sigkill_during_compact(tmp_path: Path, synced: bool) -> None:
 
     before = fresh()
     while kills < at_commit + at_random:
-        random_delay = kills >= at_commit
+        # first after the k-th commit, then before the w-th write, sync or cut
+        # of the file: a point inside a commit, drawn among the run's first ones
+        at_write = kills >= at_commit
         k = rnd.randint(1, 3)
+        w = rnd.randint(1, 60) if at_write else 0
         child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(path), str(k if not random_delay else 10**9), "2"],
+            [sys.executable, "-c", _CHILD, str(path), str(0 if at_write else k), str(w), "2"],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
         )
         assert child.stdout is not None
-        if random_delay:
-            time.sleep(rnd.uniform(0.12, 0.35))
-            child.send_signal(signal.SIGKILL)
         out = child.stdout.read()
         child.stdout.close()
         child.wait()

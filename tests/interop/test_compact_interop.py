@@ -88,8 +88,16 @@ def test_compact_keeps_what_bbolt_sees(
     assert again.size_after >= 0.9 * int(after["file_size"])
 
 
+def _kill_point(rnd: random.Random) -> tuple[str, str]:
+    """The child's kill point: after commit k (1 to 4), or (half the time)
+    before its w-th write, sync or cut of the file (1 to 80), inside a commit."""
+    if rnd.random() < 0.5:
+        return str(rnd.randint(1, 4)), "0"
+    return "0", str(rnd.randint(1, 80))
+
+
 def test_sigkill_checked_by_bbolt(bbolt: ModuleType, tmp_path: Path) -> None:
-    """Kills after a random commit of a compaction of a bbolt-made file."""
+    """Kills at random points of a compaction of a bbolt-made file."""
     rnd = random.Random("interop-kill")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     path = tmp_path / "db"
@@ -103,7 +111,7 @@ def test_sigkill_checked_by_bbolt(bbolt: ModuleType, tmp_path: Path) -> None:
         before = bbolt.dump(path)
         while kills < want:
             child = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(path), str(rnd.randint(1, 4)), "64"],
+                [sys.executable, "-c", _CHILD, str(path), *_kill_point(rnd), "64"],
                 capture_output=True,
                 text=True,
                 env=env,
