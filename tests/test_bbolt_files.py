@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from freelist import PageFile, PageSizeMismatchError, ReachabilityError
-from freelist._shared import runs_of
 from freelist.bbolt import page_types, reachable
 from freelist.cli import main
 from freelist.layout import (
@@ -23,6 +22,7 @@ from freelist.layout import (
     freelist_page_size,
     pack_freelist_page,
 )
+from freelist.runs import runs_of
 
 DATA = Path(__file__).parent / "data" / "bbolt"
 EXPECTED = json.loads((DATA / "expected.json").read_text())

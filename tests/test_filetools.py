@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from freelist import PageFile, bbolt
-from freelist._shared import runs_of
 from freelist.cli import main
 from freelist.errors import FreelistError, InvalidArgumentError, MissingFileError, TraceError
 from freelist.filemap import COLOURS, KINDS, PageMap, draw, grid_shape, run_buckets
 from freelist.filetools import open_for_tools, scan_file
 from freelist.fromfile import trace_from_file
 from freelist.layout import BRANCH_PAGE, LEAF_PAGE, PageHeader
+from freelist.runs import runs_of
 from freelist.trace import generate_from, parse, replay
 
 BBOLT = Path(__file__).parent / "data" / "bbolt"

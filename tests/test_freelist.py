@@ -35,7 +35,8 @@ from freelist import (
     InvalidTypeError,
     MetaPageError,
 )
-from freelist._shared import MAX_ID, SharedFreelist, run_chunks
+from freelist._shared import SharedFreelist
+from freelist.runs import MAX_ID, run_chunks
 
 from .conftest import FACTORIES, PROFILE, PROFILES, FreelistFactory, chosen_profile
 from .model import (

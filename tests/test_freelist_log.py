@@ -20,12 +20,12 @@ from freelist import (
     PageFile,
     PageFileArgumentError,
     PageFileTypeError,
-    _shared,
     freelog,
     persist,
     registry,
+    runs,
 )
-from freelist._shared import SharedFreelist, run_chunks, runs_of
+from freelist._shared import SharedFreelist
 from freelist.layout import (
     FREELIST_LOG_PAGE,
     LOG_VERSION,
@@ -33,6 +33,8 @@ from freelist.layout import (
     VERSION,
     Meta,
 )
+from freelist.persist import freemap
+from freelist.runs import run_chunks, runs_of
 
 PS = 1024
 SPECS = list(registry.builtin_specs())
@@ -504,15 +506,15 @@ def test_runs_come_whole_across_chunks(pages: set[int], chunk: int, hwm: int) ->
             want[-1] = (want[-1][0], want[-1][1] + 1)
         else:
             want.append((p, 1))
-    saved = (persist.RUN_CHUNK, _shared.RUN_CHUNK)
-    persist.RUN_CHUNK = _shared.RUN_CHUNK = chunk
+    saved = (freemap.RUN_CHUNK, runs.RUN_CHUNK)
+    freemap.RUN_CHUNK = runs.RUN_CHUNK = chunk
     try:
         fm = persist.FreeMap(hwm)
         fm.load(sorted(pages))
         assert _flat(fm.runs()) == want
         assert _flat(run_chunks(iter(sorted(pages)))) == want
     finally:
-        persist.RUN_CHUNK, _shared.RUN_CHUNK = saved
+        freemap.RUN_CHUNK, runs.RUN_CHUNK = saved
 
 
 def test_replay_refuses_a_record_past_the_high_water_mark() -> None:

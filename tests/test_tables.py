@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from freelist import ArrayFreelist, HashmapFreelist, _shared, hashmap
+from freelist import ArrayFreelist, HashmapFreelist, hashmap, runs
 
 from .strategies import free_id_lists, run_lengths
 
@@ -319,12 +319,12 @@ def test_a_small_table_changes_no_result(
 @contextmanager
 def run_chunk(n: int) -> Iterator[None]:
     """Build from runs ``n`` ids (or pages) at a time."""
-    saved = _shared.RUN_CHUNK
-    _shared.RUN_CHUNK = n
+    saved = runs.RUN_CHUNK
+    runs.RUN_CHUNK = n
     try:
         yield
     finally:
-        _shared.RUN_CHUNK = saved
+        runs.RUN_CHUNK = saved
 
 
 def test_a_sparse_start_does_not_keep_the_runs_after_it_out() -> None:

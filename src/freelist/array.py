@@ -26,7 +26,8 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import islice
 
-from ._shared import MAX_ID, SharedFreelist, runs_of
+from ._shared import SharedFreelist
+from .runs import MAX_ID, runs_of
 
 __all__ = ["ArrayFreelist"]
 

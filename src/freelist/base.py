@@ -55,7 +55,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
-from ._shared import SharedFreelist, runs_of
+from ._shared import SharedFreelist
+from .runs import runs_of
 
 __all__ = ["BaseFreelist"]
 

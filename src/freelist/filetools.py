@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import bbolt, filemap
-from ._shared import runs_of
 from .errors import (
     CorruptPageError,
     FileFormatError,
@@ -53,6 +52,7 @@ from .layout import (
     PageHeader,
 )
 from .pagefile import PageFile, Reachable
+from .runs import runs_of
 
 __all__ = [
     "DEFAULT_TIMEOUT",

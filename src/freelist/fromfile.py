@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import trace as _trace
-from ._shared import runs_of
 from .errors import TraceError
 from .filetools import open_for_tools
+from .runs import runs_of
 
 __all__ = ["FileChurn", "churn_from_file", "trace_from_file"]
 

@@ -82,8 +82,9 @@ from typing import Any, Literal
 
 from sortedcontainers import SortedList
 
-from ._shared import _MAP_PER_RUN, MAX_ID, RunChunks, SharedFreelist, run_chunks
+from ._shared import _MAP_PER_RUN, SharedFreelist
 from .errors import InvalidArgumentError
+from .runs import MAX_ID, RunChunks, run_chunks
 
 __all__ = ["POLICIES", "HashmapFreelist", "Policy"]
 

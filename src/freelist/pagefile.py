@@ -41,7 +41,6 @@ from . import check as checking
 from . import meta as metas
 from . import persist, registry
 from ._fileio import FileIO
-from ._shared import MAX_ID
 from .errors import (
     ClosedError,
     FileTooShortError,
@@ -58,6 +57,7 @@ from .errors import (
 from .layout import CREATE_PAGE_SIZES, READ_PAGE_SIZES, Meta, pack_freelist_page
 from .persist import FreelistFormat, Run
 from .protocol import Freelist
+from .runs import MAX_ID
 from .tx import Shrinking, Transaction
 
 __all__ = ["PageFile", "PageFileStats", "Reachable", "Transaction"]

@@ -57,7 +57,6 @@ from typing import Any, NamedTuple, Protocol
 
 from . import meta as metas
 from ._fileio import FileIO, kept_size, shrink_limit
-from ._shared import MAX_ID
 from .errors import (
     ClosedError,
     DataTooLargeError,
@@ -74,6 +73,7 @@ from .errors import (
 from .layout import Meta
 from .persist import Commit, FreelistFormat, Run
 from .protocol import Freelist
+from .runs import MAX_ID
 
 __all__ = ["Shrinking", "TailMiss", "Transaction", "TxHost", "as_int"]
 

@@ -33,7 +33,7 @@ to this interface; adding a format is its own class and its registration.
 
 from __future__ import annotations
 
-from .._shared import RUN_CHUNK
+from ..runs import RUN_CHUNK
 from . import base, freemap, log, page
 from .base import (
     FORMATS,

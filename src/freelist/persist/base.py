@@ -15,10 +15,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from .._fileio import FileIO
-from .._shared import SharedFreelist, run_chunks
+from .._shared import SharedFreelist
 from ..errors import InvalidArgumentError, UnsupportedVersionError
 from ..layout import Meta
 from ..protocol import Freelist
+from ..runs import run_chunks
 from . import freemap
 
 if TYPE_CHECKING:

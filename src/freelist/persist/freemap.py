@@ -9,7 +9,7 @@ import sys
 from array import array
 from collections.abc import Collection, Iterable, Iterator
 
-from .._shared import RUN_CHUNK
+from ..runs import RUN_CHUNK
 
 __all__ = ["FREE_MAP_MIN", "FreeMap", "free_map_fits"]
 
@@ -100,9 +100,9 @@ class FreeMap(Collection[int]):
 
     def runs(self) -> Iterator[tuple[list[int], list[int]]]:
         """The set as sorted, maximal runs, in chunks of two lists: their
-        starts and their lengths (see :func:`~freelist._shared.run_chunks`).
+        starts and their lengths (see :func:`~freelist.runs.run_chunks`).
 
-        Each chunk of :data:`~freelist._shared.RUN_CHUNK` pages is read as one
+        Each chunk of :data:`~freelist.runs.RUN_CHUNK` pages is read as one
         integer (a byte a page, little-endian): XOR with itself shifted by one
         page marks every page where the set starts or stops, and splitting
         those bytes at the marks gives the marks' positions (starts and ends

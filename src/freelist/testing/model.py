@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any, Literal, TypeVar, get_args
 
-from .._shared import MAX_ID, SharedFreelist
+from .._shared import SharedFreelist
 from ..errors import InvalidArgumentError
 from ..protocol import Freelist
+from ..runs import MAX_ID
 
 __all__ = [
     "CHOICES",
