@@ -53,7 +53,7 @@ from .hashmap import POLICIES, HashmapFreelist, Policy
 from .pagefile import PageFile, PageFileStats, Transaction
 from .protocol import Freelist
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "POLICIES",
