@@ -457,7 +457,7 @@ def test_replay_matches_a_plain_replay(
     gives what replaying every record in order does."""
     payload = b"".join(freelog.RECORD.pack(s, n << 1 | op) for s, n, op in records)
     state: dict[int, int] = {}
-    assert persist._replay(payload, state, 64) == -1
+    assert persist.log._replay(payload, state, 64) == -1
     want: dict[int, int] = {}
     for s, n, op in records:
         for p in range(s, s + n):
@@ -468,7 +468,7 @@ def test_replay_matches_a_plain_replay(
         (set(ids) - {p for p, o in want.items() if not o}) | {p for p, o in want.items() if o}
     )
     if state:
-        assert persist._apply(array("Q", ids), state) == expect
+        assert persist.log._apply(array("Q", ids), state) == expect
     pm = persist.FreeMap(64)
     pm.load(ids)
     assert pm.replay(payload) == -1
@@ -520,7 +520,7 @@ def test_runs_come_whole_across_chunks(pages: set[int], chunk: int, hwm: int) ->
 def test_replay_refuses_a_record_past_the_high_water_mark() -> None:
     state: dict[int, int] = {}
     for replay in (
-        lambda payload: persist._replay(payload, state, 64),
+        lambda payload: persist.log._replay(payload, state, 64),
         persist.FreeMap(64).replay,
     ):
         payload = freelog.encode_records([(5, 1), (60, 5)], freelog.FREE)

@@ -16,8 +16,9 @@ A meta page (ids 0 and 1) holds, after the header::
     48  freelist page id u64     56  high-water mark (pgid) u64
     64  txid u64                 72  checksum u64: FNV-1a 64 of bytes 16..71
 
-The meta of transaction *t* is written to page ``t % 2``, so a torn write can
-destroy at most the newer of the two.  A freelist page holds the sorted free
+A commit writes its meta to the meta page not holding the meta the file
+stands on (bbolt's ``t % 2`` for transaction *t*), so a torn write can destroy
+at most the newer of the two.  A freelist page holds the sorted free
 and pending ids as u64 after the header; when there are 0xFFFF or more, the
 header's count is 0xFFFF and the first u64 holds the real count.
 """

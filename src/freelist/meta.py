@@ -66,17 +66,11 @@ class Verdict(NamedTuple):
     error: type[FileFormatError]
 
 
-def _version_ok(meta: Meta) -> bool:
-    """A registered format reads the meta's version and flags (see
-    :data:`freelist.persist.FORMATS`)."""
-    return persist.known(meta)
-
-
 def _sound(meta: Meta, stored: int, ps: int) -> bool:
     """Magic, version and checksum good, and read at its own page size."""
     return (
         meta.magic == MAGIC
-        and _version_ok(meta)
+        and persist.known(meta)
         and meta.page_size == ps
         and meta.checksum() == stored
     )
@@ -95,7 +89,9 @@ def most_pages(held: int) -> int:
     bitmap, a byte of a free map, 8 bytes of a free id) then costs about what
     the file holds, never more than a few tens of MiB beyond it, however
     sparse the file.  A file whose pages were all written holds at least
-    512 bytes a page.
+    512 bytes a page, except on a file system that compresses or skips
+    all-zero blocks (ZFS, btrfs): there a real file of mostly zero pages past
+    :data:`SPARSE_PAGES` pages could be refused.
 
     Runtime complexity: O(1).
     """
@@ -119,7 +115,7 @@ def validate(raw: bytes, page: int, ps: int, size: int, held: int | None = None)
     if meta.version not in persist.versions():
         problem = f"{where}: unsupported version {meta.version}"
         return Verdict(page, None, problem, UnsupportedVersionError)
-    if not _version_ok(meta):
+    if not persist.known(meta):
         formats = ", ".join(
             f"{cls.name} {cls.version}/{cls.flags:#x}" for cls in persist.FORMATS.values()
         )
@@ -146,7 +142,8 @@ def validate(raw: bytes, page: int, ps: int, size: int, held: int | None = None)
             f"({size} bytes, {size // ps} pages)"
         )
         return Verdict(page, None, problem, FileTooShortError)
-    most = most_pages(size if held is None else held)
+    held = size if held is None else held
+    most = most_pages(held)
     if meta.hwm > most:
         problem = (
             f"{where}: high-water mark {meta.hwm} pages, but the file holds only "

@@ -445,7 +445,7 @@ class PageFile:
                     owned.append((p, 1))
         for s, n in owned:
             used.set(s, n)
-        if persist.freemap.free_map_fits(meta.hwm, 8 * used.clear_count()):
+        if persist.free_map_fits(meta.hwm, 8 * used.clear_count()):
             return persist.Stored(ids=persist.FreeMap.of(used.clear_map()), owned=owned)
         return persist.Stored(ids=used.clear(), owned=owned)  # streamed
 

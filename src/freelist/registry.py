@@ -135,9 +135,10 @@ def imports_from_cwd() -> Iterator[None]:
     """Within the block, an import-path spec (``package.module:Name``) also
     resolves from the current folder, searched after the installed packages
     (as ``python -m`` finds a module beside the user).  The folder is on
-    ``sys.path`` only while such a spec's module is imported, and taken off
-    again afterwards, so no other import (an optional dependency missing from
-    the environment, say) is ever looked for there.  The ``freelist`` command
+    ``sys.path`` only while such a spec's module (and what it imports) is
+    imported, and taken off again afterwards, so no other import (an optional
+    dependency missing from the environment, say) is looked for there.  The
+    change to ``sys.path`` is process-wide while it lasts.  The ``freelist`` command
     line runs every command in this block.
 
     Runtime complexity: O(1).

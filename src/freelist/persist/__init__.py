@@ -12,7 +12,7 @@ occupies.  Three formats exist:
   pages in use;
 * ``"log"`` (:class:`LogFormat`): a chain of checksummed pages named by the
   meta's freelist field, a checkpoint of the full set followed by the changes
-  of each commit since (see :mod:`freelist.freelog` and the file-format docs);
+  of each commit since (see :mod:`freelist.persist.log` and the file-format docs);
   its metas carry version 3 and the freelist-log flag.
 
 The package's modules: :mod:`~freelist.persist.base` (the interface and the
@@ -33,7 +33,6 @@ to this interface; adding a format is its own class and its registration.
 
 from __future__ import annotations
 
-from ..runs import RUN_CHUNK
 from . import base, freemap, log, page
 from .base import (
     FORMATS,
@@ -50,15 +49,13 @@ from .base import (
     versions,
     writing,
 )
-from .freemap import FREE_MAP_MIN, FreeMap, free_map_fits
-from .log import CHECKPOINT_RATIO, LogChain, LogFormat, _apply, _replay
+from .freemap import FreeMap, free_map_fits
+from .log import CHECKPOINT_RATIO, LogChain, LogFormat
 from .page import NoFormat, PageFormat
 
 __all__ = [
     "CHECKPOINT_RATIO",
     "FORMATS",
-    "FREE_MAP_MIN",
-    "RUN_CHUNK",
     "Commit",
     "FreeMap",
     "FreelistFormat",
@@ -69,8 +66,6 @@ __all__ = [
     "Run",
     "Stored",
     "Written",
-    "_apply",
-    "_replay",
     "base",
     "describe",
     "free_map_fits",

@@ -149,7 +149,7 @@ class FreelistFormat:
 
         Runtime complexity: O(1).
         """
-        return meta.version == cls.version and meta.flags & _FLAGS[0] == cls.flags
+        return meta.version == cls.version and meta.flags & _owned_flags() == cls.flags
 
     def read(self, io: FileIO, meta: Meta) -> Stored:
         """Read and validate the free pages ``meta`` names.
@@ -202,9 +202,13 @@ class FreelistFormat:
         return {}
 
 
-#: The meta flag bits the registered formats own (a meta's other flag bits
-#: are none of theirs): one slot, updated by :func:`register`.
-_FLAGS = [0]
+def _owned_flags() -> int:
+    """The meta flag bits the registered formats own (a meta's other flag
+    bits are none of theirs)."""
+    owned = 0
+    for cls in FORMATS.values():
+        owned |= cls.flags
+    return owned
 
 
 def register(cls: type[FreelistFormat]) -> type[FreelistFormat]:
@@ -218,7 +222,6 @@ def register(cls: type[FreelistFormat]) -> type[FreelistFormat]:
     if cls.name in FORMATS:
         raise InvalidArgumentError(f"a freelist format named {cls.name!r} is registered")
     FORMATS[cls.name] = cls
-    _FLAGS[0] |= cls.flags
     return cls
 
 
