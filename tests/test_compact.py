@@ -422,7 +422,7 @@ def test_dry_run_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["inspect", str(path), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert "compact_in_place" in rep
-    assert rep["compact_in_place"]["move_pages"] >= 0
+    assert rep["compact_in_place"]["move_pages"] > 0
 
 
 def test_inspect_estimate_matches_the_dry_run(

@@ -97,7 +97,7 @@ OnCommit = Callable[[int, int, int], None]
 DEFAULT_BATCH = 65536
 #: Commits in a row that may fail to lower the top of the file before the
 #: moves stop (each commit's rewritten parents leave holes the next one fills);
-#: at least as many as a batch needs to move the packed size once.
+#: :meth:`_Engine.run` allows more when the batch is smaller than the packed size.
 STALL_COMMITS = 4
 
 
@@ -575,9 +575,10 @@ def compact(
     hwm_before = pf.meta.hwm
     with pf.view() as tx:
         tree = _build(refs, tx, path)
+        read_at = (tx.txid, tx.root)  # the commit the tree was read at
     if check:
         _check(pf, tree, bbolt.reachable if bbolt_layout else None)
-    engine = _Engine(pf, refs, tree, batch, on_commit)
+    engine = _Engine(pf, refs, tree, batch, on_commit, read_at=read_at)
     engine.run()
     st = pf.stats()
     return CompactResult(
@@ -599,7 +600,14 @@ class _Engine:
     """The commits of one in-place compaction."""
 
     def __init__(
-        self, pf: PageFile, refs: PageRefs, tree: _Tree, batch: int, on_commit: OnCommit | None
+        self,
+        pf: PageFile,
+        refs: PageRefs,
+        tree: _Tree,
+        batch: int,
+        on_commit: OnCommit | None,
+        *,
+        read_at: tuple[int, int],
     ) -> None:
         self.pf = pf
         self.refs = refs
@@ -617,8 +625,7 @@ class _Engine:
         # pages of the objects that end past the packed size: what must move
         self.above = self.to_move
         # the commit the tree was read at: another writer's commit makes it stale
-        self.txid = pf.meta.txid
-        self.root = pf.meta.root
+        self.txid, self.root = read_at
 
     def slack_ok(self) -> bool:
         """Whether the file is already compact: longer than the packed size
@@ -695,7 +702,7 @@ class _Engine:
                 )
             runs = _Runs(pf.freelist.free_spans())
             place: dict[int, int] = {}  # object -> planned new id
-            movers = 0
+            movers = moved = 0
             budget = 0 if fit else self.batch
             heap = self.heap
             stuck: list[tuple[int, int]] = []
@@ -736,7 +743,7 @@ class _Engine:
                 for a, new in zip(chain, at[1:], strict=True):
                     place[a] = new
                 movers += 1
-                self.moved_pages += n
+                moved += n
                 budget -= cost
             for item in stuck:
                 heapq.heappush(heap, item)
@@ -756,6 +763,7 @@ class _Engine:
         self.txid = pf.meta.txid
         self.root = pf.meta.root
         self.moved_objects += movers
+        self.moved_pages += moved
         self.rewritten += sum(pages[i] for i in place)
         for i, new in place.items():
             n = pages[i]
@@ -994,8 +1002,11 @@ def _write_copy(
         for t in (txid - 1, txid):
             m = Meta(ps, root, freelist, hwm, t, flags=0, sequence=meta.sequence)
             _pwrite(fd, m.pack_page(ps), (t % 2) * ps, dst)
-        os.ftruncate(fd, hwm * ps)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, hwm * ps)
+            os.fsync(fd)
+        except OSError as e:
+            raise FileIOError(dst, f"cannot size and sync the copy: {e.strerror}") from None
     except BaseException:
         os.close(fd)
         with suppress(OSError):
@@ -1004,13 +1015,18 @@ def _write_copy(
     os.close(fd)
     try:
         os.rename(tmp, dst)
+    except OSError as e:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise FileIOError(dst, f"cannot rename the copy into place: {e.strerror}") from None
+    try:
         dfd = os.open(os.path.dirname(os.path.abspath(dst)), os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
     except OSError as e:
-        raise FileIOError(dst, f"cannot rename the copy into place: {e.strerror}") from None
+        raise FileIOError(dst, f"cannot sync the copy's folder: {e.strerror}") from None
     return hwm
 
 
