@@ -857,3 +857,49 @@ def test_a_failing_describer_raises_a_library_error(tmp_path: Path) -> None:
         with pytest.raises(ReachabilityError):
             plan(pf, Failing())
     assert path.read_bytes() == raw
+
+
+def _damage_root_not_a_tree_page(path: Path) -> None:
+    """Zero the root page: the tree walk stops on a page that is not a tree page."""
+    with PageFile.open(path, readonly=True) as pf:
+        ps, root = pf.page_size, pf.meta.root
+    with open(path, "r+b") as f:
+        f.seek(root * ps)
+        f.write(bytes(ps))
+
+
+@pytest.mark.parametrize("damage", [_damage_root_not_a_tree_page, _damage_branch_to_free_page])
+@pytest.mark.parametrize(
+    "extra", [[], ["--dry-run"], ["COPY"]], ids=["in-place", "dry-run", "copy"]
+)
+def test_the_cli_refuses_a_damaged_file_with_status_1(
+    tmp_path: Path, damage: Any, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = real_file(tmp_path, "synced-array.db")
+    damage(path)
+    raw = path.read_bytes()
+    copy = tmp_path / "copy.db"
+    args = [str(copy) if a == "COPY" else a for a in extra]
+    assert main(["compact", str(path), *args, "--no-progress"]) == 1
+    assert "refused, the file has problems" in capsys.readouterr().out
+    assert path.read_bytes() == raw
+    assert not copy.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--dry-run", "DST"], ["--dry-run", "--batch", "8"], ["DST", "--batch", "8"]],
+    ids=["dry-run-with-dst", "dry-run-with-batch", "copy-with-batch"],
+)
+def test_the_cli_refuses_options_with_no_effect(
+    tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = real_file(tmp_path, "synced-array.db")
+    raw = path.read_bytes()
+    dst = tmp_path / "copy.db"
+    argv = [str(dst) for a in args if a == "DST"] + [a for a in args if a != "DST"]
+    assert main(["compact", str(path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "no DST" in err or "has an effect only" in err
+    assert path.read_bytes() == raw
+    assert not dst.exists()

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import __version__, bbolt, filemap, filetools, registry
 from . import compact as compacting
-from .errors import FreelistError, InvalidArgumentError
+from .errors import CorruptPageError, FileFormatError, FreelistError, InvalidArgumentError
 from .fromfile import FileChurn, churn_from_file
 from .hashmap import POLICIES
 from .pagefile import PageFile
@@ -212,31 +212,36 @@ def _add_compact_command(sub: argparse._SubParsersAction[argparse.ArgumentParser
     cp.add_argument(
         "--batch",
         type=_positive,
-        default=compacting.DEFAULT_BATCH,
         metavar="PAGES",
-        help="pages rewritten per commit at most (default %(default)s)",
+        help=f"pages rewritten per commit at most, in place (default {compacting.DEFAULT_BATCH})",
     )
-    cp.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the lock")
-    cp.add_argument("--json", action="store_true", help="print the result as JSON")
     cp.add_argument(
-        "--no-progress", action="store_true", help="no progress bar on stderr (none when not a tty)"
+        "--timeout",
+        type=filetools._seconds,
+        default=filetools.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds to wait for the file's lock (default %(default)s; 0: do not wait, inf: "
+        "wait for ever): exclusive in place, shared for a copy or a dry run",
     )
+    cp.add_argument("--json", action="store_true", help="print the result as JSON")
+    filetools.add_progress_option(cp)
     cp.set_defaults(func=_cmd_compact)
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
     """``freelist compact``: in place, a copy, or a dry run; 1 when the file is damaged."""
-    show = not args.no_progress and sys.stderr.isatty()
+    if args.dry_run and args.dst:
+        raise InvalidArgumentError("--dry-run says what compacting FILE in place would do: no DST")
+    if args.batch is not None and (args.dry_run or args.dst):
+        raise InvalidArgumentError("--batch has an effect only when compacting in place")
+    show = not args.no_progress
     name = os.path.basename(args.file)
     try:
         if args.dry_run:
             with PageFile.open(
                 args.file, readonly=True, reachable=bbolt.reachable, timeout=args.timeout
             ) as pf:
-                problems = pf.check(bbolt.reachable)
-                if problems:
-                    raise compacting.DamagedFileError(args.file, problems)
-                plan = compacting.plan(pf)
+                plan = compacting.plan(pf, check=True)
             info: dict[str, Any] = {"dry_run": True, **dataclasses.asdict(plan)}
             text = (
                 f"{args.file}: would move {plan.move_pages:,} page(s) ({plan.move_objects:,} "
@@ -245,12 +250,9 @@ def _cmd_compact(args: argparse.Namespace) -> int:
                 f"{plan.target_pages * plan.page_size:,} bytes)"
             )
         elif args.dst:
-            with filetools._Progress(f"{name}: copying") as bar:
+            with filetools._Progress(f"{name}: copying", show=show) as bar:
                 done = compacting.compact_copy(
-                    args.file,
-                    args.dst,
-                    timeout=args.timeout,
-                    on_page=bar.advance if show else None,
+                    args.file, args.dst, timeout=args.timeout, on_page=bar.advance
                 )
             info = {"dry_run": False, **dataclasses.asdict(done)}
             text = (
@@ -258,7 +260,7 @@ def _cmd_compact(args: argparse.Namespace) -> int:
                 f"({done.hwm_after:,} pages; the original has {done.size_before:,} bytes)"
             )
         else:
-            with filetools._Progress(f"{name}: compacting") as bar:
+            with filetools._Progress(f"{name}: compacting", show=show) as bar:
 
                 def tick(_commits: int, moved: int, _total: int) -> None:
                     bar.total = max(_total, moved)
@@ -266,9 +268,9 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
                 done = compacting.compact_file(
                     args.file,
-                    batch=args.batch,
+                    batch=args.batch or compacting.DEFAULT_BATCH,
                     timeout=args.timeout,
-                    on_commit=tick if show else None,
+                    on_commit=tick,
                 )
             info = {"dry_run": False, **dataclasses.asdict(done)}
             info["gave_back_bytes"] = done.gave_back_bytes
@@ -279,12 +281,13 @@ def _cmd_compact(args: argparse.Namespace) -> int:
                 if done.commits
                 else f"{args.file}: already compact; nothing to move, no commit"
             )
-    except compacting.DamagedFileError as e:
+    except (FileFormatError, CorruptPageError) as e:  # damage, as ``check`` counts it
+        problems = e.problems if isinstance(e, compacting.DamagedFileError) else [str(e)]
         if args.json:
-            print(json.dumps({"file": args.file, "problems": e.problems}, indent=1))
+            print(json.dumps({"file": args.file, "problems": problems}, indent=1))
         else:
             print(f"{args.file}: refused, the file has problems (nothing changed):")
-            for p in e.problems:
+            for p in problems:
                 print(f"  {p}")
         return 1
     print(json.dumps(info, indent=1) if args.json else text)
@@ -416,12 +419,19 @@ def _churn_note(path: str, churn: FileChurn) -> str | None:
 def _factory(
     sp: registry.FreelistSpec, step: Callable[[int, int], None] | None, txs: int
 ) -> Callable[[list[int]], Freelist]:
-    """The spec's factory; with ``step``, its freelists report each commit."""
+    """The spec's factory; with ``step``, the first freelist it builds reports
+    each commit (a second one, the whole-loop run of ``wall_ns``, is built bare:
+    its clock times no callback)."""
     if step is None:
         return sp.factory
     make = sp.factory
+    built = 0
 
     def build(ids: list[int]) -> Freelist:
+        nonlocal built
+        built += 1
+        if built > 1:
+            return make(ids)
         done = 0
 
         def commit() -> None:

@@ -487,20 +487,25 @@ def _target(pf: PageFile, live: int) -> int:
     return 2 + live + max(1, -(-freelist_page_size(0) // pf.page_size))
 
 
-def plan(pf: PageFile, refs: PageRefs | None = None) -> CompactPlan:
+def plan(pf: PageFile, refs: PageRefs | None = None, *, check: bool = False) -> CompactPlan:
     """What :func:`compact` would move and give back on the open file ``pf``,
     without changing it (``pf`` may be read-only).  ``refs`` defaults to
-    bbolt's layout.  The file is not checked here.
+    bbolt's layout.  With ``check``, the file is checked first as
+    :func:`compact` checks it (a file it would refuse is refused here too).
 
     :raises DamagedFileError: the references name pages outside the file or
-        the same page twice.
+        the same page twice; with ``check``, the check finds problems.
     :raises FreelistError: the describer or a read fails.
 
-    Runtime complexity: O(objects + references), plus the describer's reads.
+    Runtime complexity: O(objects + references), plus the describer's reads
+    (and with ``check``, the check's walk).
     """
+    bbolt_layout = refs is None or isinstance(refs, BboltRefs)
     refs = refs or BboltRefs(pf.path)
     with pf.view() as tx:
         tree = _build(refs, tx, pf.path)
+    if check:
+        _check(pf, tree, bbolt.reachable if bbolt_layout else None)
     live = tree.total()
     target = _target(pf, live)
     move_pages = move_objects = 0
